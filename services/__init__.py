@@ -1,0 +1,1 @@
+"""Hindsight services: the engine (gRPC + backtest core) and the HTTP gateway."""

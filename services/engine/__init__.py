@@ -1,0 +1,1 @@
+"""The engine: gRPC service and backtest core."""

@@ -1,0 +1,1 @@
+"""Storage: event logs, day files, the index of backtests, TTL cleanup. Knows nothing of gRPC."""
