@@ -1,0 +1,140 @@
+"""Per-day result files: `<backtest_dir>/days/<YYYY-MM-DD>/` holds `trades_daily.json.gz`
+and `diagnostics_export.json.gz`.
+
+Formats are those of seeds 000/001; storage treats them as plain dicts. A day exists once both
+files do: diagnostics are written first and trades_daily last, each atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import gzip
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .atomic import fsync_dir, write_json_gz_atomic
+from .errors import NotFound
+
+DAYS_DIR = "days"
+TRADES_DAILY = "trades_daily.json.gz"
+DIAGNOSTICS = "diagnostics_export.json.gz"
+GZIP_LEVEL = 5
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@dataclass(frozen=True, slots=True)
+class DayFiles:
+    """The two files of one day."""
+
+    date: str
+    trades_daily: Path
+    diagnostics: Path
+
+
+def check_date(date: str) -> str:
+    """Return `date` if it is a real `YYYY-MM-DD` date, else raise ValueError.
+
+    Dates become directory names, so this is also what keeps `..` out of paths.
+    """
+    if not isinstance(date, str) or not _DATE.fullmatch(date):
+        raise ValueError(f"date must look like YYYY-MM-DD, got {date!r}")
+    try:
+        _dt.date.fromisoformat(date)
+    except ValueError:
+        raise ValueError(f"{date!r} is not a calendar date") from None
+    return date
+
+
+def day_dir(backtest_dir: Path, date: str) -> Path:
+    return Path(backtest_dir) / DAYS_DIR / check_date(date)
+
+
+def write_day(backtest_dir: Path, date: str, trades_daily: dict[str, Any],
+              diagnostics: dict[str, Any], *, fsync: bool = True) -> int:
+    """Write (or replace) one day's two files; return their total size in bytes.
+
+    The backtest directory must exist (`NotFound` otherwise): a day written for a backtest
+    deleted meanwhile must not resurrect its directory.
+    """
+    backtest_dir = Path(backtest_dir)
+    target = day_dir(backtest_dir, date)
+    try:
+        if _mkdir(target.parent) and fsync:
+            fsync_dir(backtest_dir)
+        return write_day_files(target, trades_daily, diagnostics, fsync=fsync, parents=False)
+    except FileNotFoundError:
+        raise NotFound(f"backtest directory {backtest_dir} does not exist") from None
+
+
+def write_day_files(directory: Path, trades_daily: dict[str, Any], diagnostics: dict[str, Any],
+                    *, fsync: bool = True, parents: bool = True) -> int:
+    """Write the two files into `directory` (made if missing); return their total size.
+
+    The layout-free half of `write_day`, for writers that choose the directory themselves.
+    """
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=parents)
+        created = True
+    except FileExistsError:
+        created = False
+    total = write_json_gz_atomic(directory / DIAGNOSTICS, diagnostics, level=GZIP_LEVEL,
+                                 fsync=fsync)
+    total += write_json_gz_atomic(directory / TRADES_DAILY, trades_daily, level=GZIP_LEVEL,
+                                  fsync=fsync)
+    if created and fsync:
+        # A new directory is an entry of its parent; make that entry durable too.
+        fsync_dir(directory.parent)
+    return total
+
+
+def day_files(backtest_dir: Path, date: str) -> DayFiles:
+    """Paths of a complete day's files; `NotFound` if the day was not (fully) written."""
+    target = day_dir(backtest_dir, date)
+    files = DayFiles(date, target / TRADES_DAILY, target / DIAGNOSTICS)
+    if not (files.trades_daily.is_file() and files.diagnostics.is_file()):
+        raise NotFound(f"no results stored for {date}")
+    return files
+
+
+def read_day(backtest_dir: Path, date: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(trades_daily, diagnostics) of one day; `NotFound` if it was not written."""
+    files = day_files(backtest_dir, date)
+    try:
+        return _read_json_gz(files.trades_daily), _read_json_gz(files.diagnostics)
+    except FileNotFoundError:
+        # Deleted between the check and the read.
+        raise NotFound(f"no results stored for {date}") from None
+
+
+def list_days(backtest_dir: Path) -> list[str]:
+    """Dates with a complete pair of files, ascending."""
+    days = Path(backtest_dir) / DAYS_DIR
+    try:
+        entries = list(days.iterdir())
+    except FileNotFoundError:
+        return []
+    return sorted(entry.name for entry in entries
+                  if _DATE.fullmatch(entry.name)
+                  and (entry / TRADES_DAILY).is_file() and (entry / DIAGNOSTICS).is_file())
+
+
+def _read_json_gz(path: Path) -> dict[str, Any]:
+    with gzip.open(path, "rb") as fh:
+        obj = json.loads(fh.read())
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path} does not hold a JSON object")
+    return obj
+
+
+def _mkdir(path: Path) -> bool:
+    """Create `path` if missing; True if this call created it."""
+    try:
+        path.mkdir()
+    except FileExistsError:
+        return False
+    return True

@@ -1,0 +1,292 @@
+"""`LocalStore`: the embedded storage backend, files under one root plus a SQLite index.
+
+Ids are checked before they become paths; deletes rename into `trash/` first, so a backtest
+vanishes atomically and a crash mid-delete leaves nothing a reader could trip on.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from . import archive, dayfiles
+from .atomic import fsync_dir, write_json_atomic
+from .errors import NotFound
+from .eventlog import LOG_NAME, FileEventLog
+from .index import DEFAULT_PAGE_SIZE, INDEX_NAME, SqliteIndex
+from .records import TERMINAL_STATUSES, BacktestRecord, Page, Records
+
+DEFAULT_TTL_SECONDS = 12 * 3600.0
+BACKTESTS_DIR = "backtests"
+TRASH_DIR = "trash"
+METADATA_NAME = "metadata.json"
+
+# Ids become directory names: a closed alphabet, no leading dot (so no "." or ".."), and a
+# length well inside the 255-byte name limit.
+_ID = re.compile(r"[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,199}")
+
+
+def check_backtest_id(backtest_id: str) -> str:
+    """Return `backtest_id` if it is safe as a directory name, else raise ValueError."""
+    if not isinstance(backtest_id, str) or not _ID.fullmatch(backtest_id):
+        raise ValueError(f"invalid backtest id {backtest_id!r}: use 1-200 of A-Z a-z 0-9 _ . : -"
+                         ", not starting with '.'")
+    return backtest_id
+
+
+class LocalStore:
+    """The `StorageBackend` the engine uses by default. One process per root.
+
+        <root>/index.sqlite3                  the index of backtests (WAL mode)
+        <root>/backtests/<id>/events.log      the event log
+        <root>/backtests/<id>/metadata.json   written by the service (atomic)
+        <root>/backtests/<id>/days/<date>/    trades_daily.json.gz, diagnostics_export.json.gz
+        <root>/trash/                         directories being deleted
+
+    Event logs are shared: `event_log(id)` returns the one live instance of a backtest's log
+    for as long as anyone (writer, stream) holds it, so all see the same appends. The most
+    recently used `keep_open_logs` logs stay open after their last holder lets go, sparing
+    a re-scan; the others close when dropped.
+
+    `fsync=False` keeps day files and metadata atomic but lets a power cut lose the latest
+    (for tests and benchmarks); event logs are synced only by their writer's `sync()`.
+    """
+
+    def __init__(self, root: Path, ttl_seconds: float = DEFAULT_TTL_SECONDS, *,
+                 fsync: bool = True, keep_open_logs: int = 64) -> None:
+        if not ttl_seconds > 0:
+            raise ValueError(f"ttl_seconds must be > 0, got {ttl_seconds}")
+        self._root = Path(root)
+        self._ttl = float(ttl_seconds)
+        self._fsync = fsync
+        self._keep_open_logs = max(0, keep_open_logs)
+        self._backtests = self._root / BACKTESTS_DIR
+        self._trash = self._root / TRASH_DIR
+        self._backtests.mkdir(parents=True, exist_ok=True)
+        self._trash.mkdir(exist_ok=True)
+        self.index = SqliteIndex(self._root / INDEX_NAME)
+        self._lock = threading.RLock()
+        self._live: weakref.WeakValueDictionary[str, FileEventLog] = weakref.WeakValueDictionary()
+        self._recent: OrderedDict[str, FileEventLog] = OrderedDict()
+        self._empty_trash()  # what an interrupted delete left
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    @property
+    def ttl_seconds(self) -> float:
+        return self._ttl
+
+    def backtest_dir(self, backtest_id: str) -> Path:
+        return self._backtests / check_backtest_id(backtest_id)
+
+    # --- the index ---------------------------------------------------------------------------
+
+    def create(self, record: BacktestRecord) -> Path:
+        """Index a new backtest and make its directory. `AlreadyExists` if the id or the
+        caller + request_id is taken. expires_at defaults to created_at + TTL."""
+        path = self.backtest_dir(record.backtest_id)
+        if record.expires_at is None:
+            record = replace(record, expires_at=record.created_at + self._ttl)
+        # Row first: a directory without a row is an orphan that cleanup may remove.
+        self.index.insert(record)
+        try:
+            with self._lock:
+                # A directory already there was left by a delete that died between removing
+                # the row and the directory: its contents belong to no one.
+                stale = self._move_to_trash(path)
+                path.mkdir()
+            if self._fsync:
+                fsync_dir(self._backtests)
+        except BaseException:
+            self.index.delete(record.backtest_id)
+            raise
+        if stale is not None:
+            shutil.rmtree(stale, ignore_errors=True)
+        return path
+
+    def get(self, backtest_id: str) -> BacktestRecord | None:
+        return self.index.get(backtest_id)
+
+    def update(self, backtest_id: str, /, **fields: Any) -> None:
+        """Set fields of a backtest. Moving to a terminal status without an `expires_at`
+        starts the TTL at `finished_at` (or now): a long run must not expire as it ends."""
+        if fields.get("status") in TERMINAL_STATUSES and "expires_at" not in fields:
+            finished = fields.get("finished_at")
+            fields["expires_at"] = (time.time() if finished is None else finished) + self._ttl
+        self.index.update(backtest_id, **fields)
+
+    def find_by_request(self, caller: str, request_id: str) -> BacktestRecord | None:
+        return self.index.find_by_request(caller, request_id)
+
+    def list(self, strategy_id: str | None = None, status: str | None = None,
+             page_size: int = DEFAULT_PAGE_SIZE, page_token: str | None = None) -> Page:
+        return self.index.list(strategy_id, status, page_size, page_token)
+
+    def unfinished(self) -> Records:
+        return self.index.unfinished()
+
+    def count_running_by_caller(self, caller: str, *, include_queued: bool = False) -> int:
+        return self.index.count_running_by_caller(caller, include_queued=include_queued)
+
+    # --- per-backtest data -------------------------------------------------------------------
+
+    def event_log(self, backtest_id: str) -> FileEventLog:
+        """The backtest's event log, opened (and its torn tail cut) on first use."""
+        path = self.backtest_dir(backtest_id)
+        with self._lock:
+            log = self._live.get(backtest_id)
+            if log is None or log.closed:
+                if not path.is_dir():
+                    raise NotFound(f"backtest {backtest_id!r} not found")
+                log = FileEventLog(path / LOG_NAME)
+                self._live[backtest_id] = log
+            self._recent[backtest_id] = log
+            self._recent.move_to_end(backtest_id)
+            while len(self._recent) > self._keep_open_logs:
+                # Dropping the reference is enough: holders keep it alive, and the last
+                # one to let go closes the file.
+                self._recent.popitem(last=False)
+            return log
+
+    def write_day(self, backtest_id: str, date: str, trades_daily: dict[str, Any],
+                  diagnostics: dict[str, Any]) -> int:
+        return dayfiles.write_day(self.backtest_dir(backtest_id), date, trades_daily,
+                                  diagnostics, fsync=self._fsync)
+
+    def read_day(self, backtest_id: str, date: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        return dayfiles.read_day(self._existing_dir(backtest_id), date)
+
+    def day_files(self, backtest_id: str, date: str) -> dayfiles.DayFiles:
+        return dayfiles.day_files(self._existing_dir(backtest_id), date)
+
+    def list_days(self, backtest_id: str) -> builtins.list[str]:
+        return dayfiles.list_days(self._existing_dir(backtest_id))
+
+    def write_metadata(self, backtest_id: str, metadata: Mapping[str, Any]) -> int:
+        path = self._existing_dir(backtest_id) / METADATA_NAME
+        try:
+            return write_json_atomic(path, dict(metadata), fsync=self._fsync)
+        except FileNotFoundError:
+            raise NotFound(f"backtest {backtest_id!r} was deleted") from None
+
+    def read_metadata(self, backtest_id: str) -> dict[str, Any]:
+        path = self.backtest_dir(backtest_id) / METADATA_NAME
+        try:
+            document = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            raise NotFound(f"no metadata stored for backtest {backtest_id!r}") from None
+        if not isinstance(document, dict):
+            raise ValueError(f"{path} does not hold a JSON object")
+        return document
+
+    def day_archive(self, backtest_id: str, date: str, *,
+                    chunk_size: int = archive.CHUNK_SIZE) -> archive.Chunks:
+        return archive.day_zip_chunks(self._existing_dir(backtest_id), date,
+                                      chunk_size=chunk_size)
+
+    def backtest_archive(self, backtest_id: str, metadata: Mapping[str, Any],
+                         trades_rows: Iterable[Mapping[str, Any]],
+                         daily_rows: Iterable[Mapping[str, Any]], *,
+                         chunk_size: int = archive.CHUNK_SIZE) -> archive.Chunks:
+        return archive.backtest_zip_chunks(self._existing_dir(backtest_id), metadata,
+                                           trades_rows, daily_rows, chunk_size=chunk_size)
+
+    # --- removal -----------------------------------------------------------------------------
+
+    def delete(self, backtest_id: str) -> None:
+        """Remove a backtest's row, log and files; `NotFound` if none of them exists.
+
+        Safe while readers hold its log: they wait for no one, and their next read raises
+        `LogClosed` (a `NotFound`). Cancel a running backtest first: its writer's next append
+        raises too.
+        """
+        path = self.backtest_dir(backtest_id)
+        with self._lock:
+            self._recent.pop(backtest_id, None)
+            log = self._live.pop(backtest_id, None)
+            if log is not None:
+                log.close()
+            existed = self.index.delete(backtest_id)
+            # Renaming is atomic: readers see the whole directory or none of it.
+            moved = self._move_to_trash(path)
+        if moved is not None:
+            shutil.rmtree(moved, ignore_errors=True)
+        if not existed and moved is None:
+            raise NotFound(f"backtest {backtest_id!r} not found")
+
+    def cleanup(self, now: float | None = None) -> builtins.list[str]:
+        """Delete expired backtests (see `SqliteIndex.expired`) and directories without a row;
+        return the ids of the expired backtests deleted."""
+        now = time.time() if now is None else now
+        removed: builtins.list[str] = []
+        for backtest_id in self.index.expired(now):
+            try:
+                self.delete(backtest_id)
+            except NotFound:
+                continue  # deleted meanwhile
+            removed.append(backtest_id)
+        self._remove_orphans()
+        self._empty_trash()
+        return removed
+
+    def close(self) -> None:
+        """Close every open log and the index."""
+        with self._lock:
+            logs = builtins.list(self._live.values())
+            self._live.clear()
+            self._recent.clear()
+        for log in logs:
+            log.close()
+        self.index.close()
+
+    def __enter__(self) -> LocalStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _existing_dir(self, backtest_id: str) -> Path:
+        path = self.backtest_dir(backtest_id)
+        if not path.is_dir():
+            raise NotFound(f"backtest {backtest_id!r} not found")
+        return path
+
+    def _move_to_trash(self, path: Path) -> Path | None:
+        target = self._trash / f"{path.name}.{uuid.uuid4().hex}"
+        try:
+            os.rename(path, target)
+        except FileNotFoundError:
+            return None
+        return target
+
+    def _remove_orphans(self) -> None:
+        for entry in self._backtests.iterdir():
+            with self._lock:
+                # Under the lock: create() makes its row before its directory, so a directory
+                # seen without a row here is not one being created.
+                if (entry.is_dir() and _ID.fullmatch(entry.name)
+                        and self.index.get(entry.name) is None):
+                    self._move_to_trash(entry)
+
+    def _empty_trash(self) -> None:
+        for entry in self._trash.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)

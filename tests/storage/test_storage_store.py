@@ -1,0 +1,269 @@
+"""LocalStore: ids, lifecycle, shared logs, delete under readers, TTL cleanup, metadata."""
+
+from __future__ import annotations
+
+import gc
+import io
+import os
+import threading
+import time
+import weakref
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from storage import LocalStore, StorageBackend
+from storage.errors import AlreadyExists, LogClosed, NotFound
+from storage.records import BacktestRecord
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[LocalStore]:
+    with LocalStore(tmp_path / "data", ttl_seconds=100.0) as local:
+        yield local
+
+
+def new(store: LocalStore, backtest_id: str, created_at: float = 1000.0,
+        **fields: object) -> Path:
+    fields.setdefault("strategy_id", "s1")
+    return store.create(BacktestRecord(backtest_id=backtest_id, created_at=created_at,
+                                       **fields))  # type: ignore[arg-type]
+
+
+BAD_IDS = ["", ".", "..", "../x", "a/b", "a\\b", ".hidden", "x" * 201, "naïve", "a b",
+           "a\x00b", "/abs"]
+
+
+@pytest.mark.parametrize("bad", BAD_IDS)
+def test_unsafe_ids_rejected(store: LocalStore, bad: str) -> None:
+    with pytest.raises(ValueError):
+        store.backtest_dir(bad)
+    with pytest.raises(ValueError):
+        new(store, bad)
+    with pytest.raises(ValueError):
+        store.event_log(bad)
+    with pytest.raises(ValueError):
+        store.delete(bad)
+    with pytest.raises(ValueError):
+        store.write_day(bad, "2024-10-24", {}, {})
+    assert store.get(bad) is None
+
+
+def test_seed_style_ids_accepted(store: LocalStore) -> None:
+    backtest_id = "5708424d-5962-4629-978c-05b3a174e104_2024-10-24_2024-10-31"
+    assert new(store, backtest_id) == store.root / "backtests" / backtest_id
+    assert new(store, "bt:20241202.153045-abc_123").is_dir()
+
+
+def test_create_get_update(store: LocalStore) -> None:
+    path = new(store, "bt1", caller="c", request_id="r")
+    assert path.is_dir() and (path / "events.log").exists() is False
+    got = store.get("bt1")
+    assert got is not None and got.expires_at == 1000.0 + 100.0  # created_at + TTL
+    with pytest.raises(AlreadyExists):
+        new(store, "bt1")
+    with pytest.raises(AlreadyExists):
+        new(store, "bt2", caller="c", request_id="r")
+    assert not store.backtest_dir("bt2").exists()
+    assert store.find_by_request("c", "r") == got
+
+    store.update("bt1", status="running", started_at=1001.0)
+    store.update("bt1", status="completed", finished_at=5000.0)
+    finished = store.get("bt1")
+    assert finished is not None and finished.expires_at == 5100.0  # TTL from the finish
+    store.update("bt1", status="failed", finished_at=6000.0, expires_at=1.0)
+    assert store.get("bt1").expires_at == 1.0  # type: ignore[union-attr]
+    assert store.list()[0] == [store.get("bt1")]
+    assert store.unfinished() == []
+    assert store.count_running_by_caller("c") == 0
+
+
+def test_event_log_is_shared_and_persists(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    with LocalStore(root) as store:
+        new(store, "bt1")
+        log = store.event_log("bt1")
+        assert store.event_log("bt1") is log
+        log.append(b"one")
+        log.append(b"two")
+        log.sync()
+        with pytest.raises(NotFound):
+            store.event_log("unknown")
+    assert log.closed  # closed with the store
+    with LocalStore(root) as store:
+        assert store.event_log("bt1").read(0) == [(1, b"one"), (2, b"two")]
+
+
+def test_unused_logs_close_beyond_the_keep_limit(tmp_path: Path) -> None:
+    with LocalStore(tmp_path, keep_open_logs=1) as store:
+        for name in ("a", "b"):
+            new(store, name)
+        first = weakref.ref(store.event_log("a"))
+        held = store.event_log("b")  # evicts "a" from the kept set; nobody holds it now
+        gc.collect()
+        assert first() is None
+        # A log someone still holds stays the shared instance even when evicted.
+        new(store, "c")
+        store.event_log("c")
+        assert store.event_log("b") is held
+
+
+def test_days_and_metadata(store: LocalStore) -> None:
+    new(store, "bt1")
+    size = store.write_day("bt1", "2024-10-24", {"date": "2024-10-24", "trades": []},
+                           {"events_history": {}})
+    assert size > 0
+    assert store.read_day("bt1", "2024-10-24") == ({"date": "2024-10-24", "trades": []},
+                                                   {"events_history": {}})
+    assert store.list_days("bt1") == ["2024-10-24"]
+    assert store.day_files("bt1", "2024-10-24").trades_daily.is_file()
+    with pytest.raises(NotFound):
+        store.read_day("bt1", "2024-10-25")
+    with pytest.raises(NotFound):
+        store.read_metadata("bt1")
+    store.write_metadata("bt1", {"status": "completed", "daily_summaries": [{"pnl": 1.5}]})
+    assert store.read_metadata("bt1") == {"status": "completed",
+                                          "daily_summaries": [{"pnl": 1.5}]}
+    day = zipfile.ZipFile(io.BytesIO(b"".join(store.day_archive("bt1", "2024-10-24"))))
+    assert day.namelist() == ["trades_daily.json.gz", "diagnostics_export.json.gz"]
+    whole = zipfile.ZipFile(io.BytesIO(b"".join(
+        store.backtest_archive("bt1", store.read_metadata("bt1"), [{"a": 1}], [{"b": 2}]))))
+    assert "2024-10-24/trades_daily.json.gz" in whole.namelist()
+    for missing in (lambda: store.list_days("nope"), lambda: store.read_day("nope", "2024-10-24"),
+                    lambda: store.write_day("nope", "2024-10-24", {}, {}),
+                    lambda: store.write_metadata("nope", {}),
+                    lambda: store.day_archive("nope", "2024-10-24"),
+                    lambda: store.backtest_archive("nope", {}, [], [])):
+        with pytest.raises(NotFound):
+            missing()
+
+
+def test_delete_removes_everything(store: LocalStore) -> None:
+    path = new(store, "bt1")
+    store.event_log("bt1").append(b"x")
+    store.write_day("bt1", "2024-10-24", {}, {})
+    store.write_metadata("bt1", {})
+    store.delete("bt1")
+    assert not path.exists() and store.get("bt1") is None
+    assert list((store.root / "trash").iterdir()) == []
+    with pytest.raises(NotFound):
+        store.delete("bt1")
+    with pytest.raises(NotFound):
+        store.event_log("bt1")
+    with pytest.raises(NotFound):
+        store.write_day("bt1", "2024-10-25", {}, {})
+    assert not path.exists()  # the late write did not resurrect it
+    new(store, "bt1")  # the id can be used again, with a fresh, empty log
+    assert store.event_log("bt1").last_id == 0
+
+
+def test_delete_while_readers_hold_the_log(store: LocalStore) -> None:
+    new(store, "bt1")
+    log = store.event_log("bt1")
+    for i in range(1, 2001):
+        log.append(f"event {i}".encode())
+    started = threading.Barrier(5)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def reader() -> None:
+        reader_log = store.event_log("bt1")
+        started.wait()
+        after = 0
+        try:
+            while True:
+                for event_id, payload in reader_log.read(after, 7):
+                    assert payload == f"event {event_id}".encode()  # never garbage
+                    after = event_id
+                if after == 2000:
+                    after = 0
+        except LogClosed:
+            with lock:
+                outcomes.append("closed")
+
+    def follower() -> None:
+        follower_log = store.event_log("bt1")
+        started.wait()
+        try:
+            follower_log.wait(2000, timeout=30)
+        except LogClosed:
+            with lock:
+                outcomes.append("closed")
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    threads.append(threading.Thread(target=follower))
+    for thread in threads:
+        thread.start()
+    started.wait()
+    time.sleep(0.05)
+    store.delete("bt1")
+    for thread in threads:
+        thread.join(timeout=10)
+    assert outcomes == ["closed"] * 4
+    assert not store.backtest_dir("bt1").exists()
+
+
+def test_cleanup_deletes_expired_and_keeps_latest_completed(store: LocalStore) -> None:
+    # TTL 100 s. s1: an old completed run and a newer completed run, both expired.
+    new(store, "s1-old", 10.0, strategy_id="s1", status="completed")
+    new(store, "s1-new", 20.0, strategy_id="s1", status="completed")
+    new(store, "s1-running", 30.0, strategy_id="s1", status="running")
+    new(store, "s2-failed", 10.0, strategy_id="s2", status="failed")
+    new(store, "s2-fresh", 10_000.0, strategy_id="s2", status="failed")
+    for backtest_id in ("s1-old", "s2-failed"):
+        store.event_log(backtest_id).append(b"x")
+        store.write_day(backtest_id, "2024-10-24", {}, {})
+    orphan = store.root / "backtests" / "orphan"
+    orphan.mkdir()
+    (orphan / "events.log").write_bytes(b"left by a crash")
+    (store.root / "trash" / "half-deleted.123").mkdir()
+
+    removed = store.cleanup(now=5000.0)
+    assert sorted(removed) == ["s1-old", "s2-failed"]
+    remaining = sorted(p.name for p in (store.root / "backtests").iterdir())
+    assert remaining == ["s1-new", "s1-running", "s2-fresh"]
+    assert sorted(r.backtest_id for r in store.list()[0]) == remaining
+    assert list((store.root / "trash").iterdir()) == []
+    assert store.cleanup(now=5000.0) == []
+    assert store.cleanup(now=20_000.0) == ["s2-fresh"]
+
+
+def test_cleanup_uses_the_clock_by_default(store: LocalStore) -> None:
+    now = time.time()
+    new(store, "old", now - 1000, status="failed")
+    new(store, "new", now, status="failed")
+    assert store.cleanup() == ["old"]
+
+
+def test_restart_finds_unfinished(tmp_path: Path) -> None:
+    with LocalStore(tmp_path) as store:
+        new(store, "q", 1.0, status="queued")
+        new(store, "r", 2.0, status="running", caller="c")
+        new(store, "done", 3.0, status="completed")
+        store.event_log("r").append(b"backtest_started")
+    with LocalStore(tmp_path) as store:
+        assert [r.backtest_id for r in store.unfinished()] == ["q", "r"]
+        assert store.count_running_by_caller("c") == 1
+        log = store.event_log("r")
+        assert log.append(b"backtest_failed") == 2  # the restarted engine closes the run
+
+
+def test_create_replaces_a_stale_orphan_directory(store: LocalStore) -> None:
+    stale = store.root / "backtests" / "bt1"
+    stale.mkdir()
+    (stale / "events.log").write_bytes(os.urandom(50))
+    new(store, "bt1")
+    assert list(stale.iterdir()) == []
+    assert store.event_log("bt1").last_id == 0
+
+
+def test_ttl_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        LocalStore(tmp_path, ttl_seconds=0)
+
+
+def test_satisfies_protocol(store: LocalStore) -> None:
+    backend: StorageBackend = store
+    assert backend.ttl_seconds == 100.0
