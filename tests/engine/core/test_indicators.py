@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pandas as pd
@@ -379,30 +378,3 @@ def test_compute_uses_bars_fields():
         INDICATORS["sma"].compute({"period": 3}, None, bars)
     with pytest.raises(ValueError, match="not a source"):
         INDICATORS["atr"].compute({"period": 3}, bars.close, bars)
-
-
-# ---- speed: catches an accidental O(n * period) or Python loop, not a benchmark ---------------
-
-@pytest.mark.slow
-def test_each_indicator_is_fast_on_a_million_bars():
-    high, low, close = walk(1_000_000, seed=1)
-    volume = np.ones(1_000_000)
-    day = np.arange(1_000_000) // 375
-    calls = {
-        "sma": lambda: ind.sma(close, 200), "ema": lambda: ind.ema(close, 200),
-        "wma": lambda: ind.wma(close, 200), "rsi": lambda: ind.rsi(close, 14),
-        "atr": lambda: ind.atr(high, low, close, 14), "bbands": lambda: ind.bbands(close, 200),
-        "macd": lambda: ind.macd(close), "vwap": lambda: ind.vwap(high, low, close, volume, day),
-        "highest": lambda: ind.highest(close, 5000), "lowest": lambda: ind.lowest(close, 5000),
-        "roc": lambda: ind.roc(close, 10), "stdev": lambda: ind.stdev(close, 200),
-    }
-    for name, call in calls.items():
-        call()  # compile / load from cache
-        best = min(_timed(call) for _ in range(3))
-        assert best < 0.1, f"{name} took {best * 1e3:.1f} ms on 1M bars"
-
-
-def _timed(call) -> float:
-    t = time.perf_counter()
-    call()
-    return time.perf_counter() - t
