@@ -1,0 +1,39 @@
+"""Write each finished day's two result files off the engine's thread.
+
+json encoding holds the GIL but gzip does not, so one background thread overlaps the
+compression and the disk writes with the next days' computation.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from storage.dayfiles import write_day_files
+
+
+class DayFileWriter:
+    """`submit(day)` queues `<root>/<date>/trades_daily.json.gz` + `diagnostics_export.json.gz`."""
+
+    def __init__(self, root: Path, max_pending: int = 64):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dayfiles")
+        self._pending: list[Future] = []
+        self._max_pending = max_pending
+        self.sizes: dict[str, int] = {}
+
+    def submit(self, day) -> None:
+        fut = self._pool.submit(write_day_files, self.root / day.date, day.trades_daily(), day.diagnostics_export())
+        fut.add_done_callback(lambda f, d=day.date: self.sizes.__setitem__(d, f.result()) if not f.exception() else None)
+        self._pending.append(fut)
+        if len(self._pending) >= self._max_pending:  # bound memory: wait for the oldest half
+            for f in self._pending[: self._max_pending // 2]:
+                f.result()
+            self._pending = self._pending[self._max_pending // 2:]
+
+    def close(self) -> None:
+        for f in self._pending:
+            f.result()
+        self._pending.clear()
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,178 @@
+"""The engine's gRPC server: BacktestService + health + reflection, with graceful shutdown.
+
+`create_server(settings)` builds and binds (port 0 for tests) and returns an `Engine` handle;
+`serve()` runs until SIGINT/SIGTERM; `main()` is the `hindsight engine` command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+
+from hindsight.v1 import backtest_service_pb2 as pb
+from hindsight.v1 import backtest_service_pb2_grpc as pb_grpc
+
+from services.engine.core.catalog import Catalog
+from services.engine.hub import StreamHub
+from services.engine.jobs import JobManager
+from services.engine.servicer import SERVICE_NAME, BacktestServicer
+from services.engine.settings import EngineSettings
+from storage import LocalStore
+
+log = logging.getLogger("hindsight.engine")
+
+KEEPALIVE_OPTIONS = [
+    ("grpc.keepalive_time_ms", 30_000),           # ping idle clients every 30 s
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.max_send_message_length", 32 * 1024 * 1024),
+    ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+]
+
+
+def _passthrough(msg) -> bytes:
+    # StreamBacktest yields events already serialized in the log: send them as they are.
+    return msg if isinstance(msg, bytes) else msg.SerializeToString()
+
+
+def _method_handlers(servicer: BacktestServicer) -> dict[str, grpc.RpcMethodHandler]:
+    """The generated handlers, except StreamBacktest's serializer (bytes pass through)."""
+    handlers: dict[str, grpc.RpcMethodHandler] = {}
+    service = pb.DESCRIPTOR.services_by_name["BacktestService"]
+    from google.protobuf import symbol_database
+
+    db = symbol_database.Default()
+    for method in service.methods:
+        req_cls = db.GetSymbol(method.input_type.full_name)
+        resp_cls = db.GetSymbol(method.output_type.full_name)
+        fn = getattr(servicer, method.name)
+        ser = _passthrough if method.name == "StreamBacktest" else resp_cls.SerializeToString
+        if method.server_streaming:
+            handlers[method.name] = grpc.unary_stream_rpc_method_handler(
+                fn, request_deserializer=req_cls.FromString, response_serializer=ser)
+        else:
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+                fn, request_deserializer=req_cls.FromString, response_serializer=ser)
+    return handlers
+
+
+@dataclass
+class Engine:
+    server: grpc.aio.Server
+    port: int
+    settings: EngineSettings
+    store: LocalStore
+    catalog: Catalog
+    jobs: JobManager
+    health: health_aio.HealthServicer
+    servicer: BacktestServicer
+    _cleanup_task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        await self.server.start()
+        await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        self._cleanup_task = asyncio.create_task(self._cleanup_loop())
+
+    async def _cleanup_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.cleanup_interval_seconds)
+            try:
+                removed = await asyncio.to_thread(self.store.cleanup)
+                for bid in removed:
+                    self.jobs.forget(bid)
+                if removed:
+                    log.info("TTL cleanup removed %d backtests", len(removed))
+            except Exception:  # noqa: BLE001 - cleanup must never stop the server
+                log.exception("TTL cleanup failed")
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Health NOT_SERVING, refuse new calls, cancel runs, give streams `grace` seconds."""
+        grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        await self.health.enter_graceful_shutdown()
+        if self._cleanup_task is not None:
+            self._cleanup_task.cancel()
+        await asyncio.to_thread(self.jobs.shutdown, True)
+        await self.server.stop(grace)
+        self.store.close()
+
+
+async def create_server(settings: EngineSettings | None = None, address: str | None = None) -> Engine:
+    """Build the engine and bind it (address "127.0.0.1:0" picks a free port). Not started."""
+    settings = settings or EngineSettings.from_env()
+    loop = asyncio.get_running_loop()
+    hub = StreamHub(loop)
+    store = LocalStore(settings.store_root, ttl_seconds=settings.ttl_seconds, fsync=settings.fsync)
+    catalog = Catalog(settings.data_dir)
+    jobs = JobManager(store, catalog, settings, hub.notify)
+    closed = await asyncio.to_thread(jobs.recover)
+    if closed:
+        log.warning("closed %d backtests left unfinished by a previous engine", len(closed))
+    removed = await asyncio.to_thread(store.cleanup)
+    if removed:
+        log.info("TTL cleanup removed %d backtests", len(removed))
+
+    server = grpc.aio.server(options=KEEPALIVE_OPTIONS)
+    servicer = BacktestServicer(store, catalog, jobs, hub, settings)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, _method_handlers(servicer)),))
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(address or settings.grpc_addr)
+    if port == 0:
+        raise SystemExit(f"cannot bind the engine to {address or settings.grpc_addr}")
+    return Engine(server, port, settings, store, catalog, jobs, health, servicer)
+
+
+def warm_up(catalog: Catalog) -> float:
+    """Compile the kernels and build SIM-NIFTY's cache now, so no request pays for either."""
+    t0 = time.perf_counter()
+    from services.engine.core import kernels
+
+    kernels.warmup()
+    from services.engine.core.indicators import warmup as indicators_warmup
+
+    indicators_warmup()
+    catalog.load("SIM-NIFTY", None, None)
+    return time.perf_counter() - t0
+
+
+async def serve(settings: EngineSettings | None = None, ready: asyncio.Event | None = None) -> None:
+    settings = settings or EngineSettings.from_env()
+    engine = await create_server(settings)
+    took = await asyncio.to_thread(warm_up, engine.catalog)
+    await engine.start()
+    log.info("engine serving on %s:%d (warm-up %.1fs)", settings.grpc_addr.rsplit(":", 1)[0], engine.port, took)
+    print(f"hindsight engine: gRPC on {settings.grpc_addr.rsplit(':', 1)[0]}:{engine.port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+    if ready is not None:
+        ready.set()
+    await stop.wait()
+    print("hindsight engine: shutting down", flush=True)
+    await engine.stop()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve())
+    return 0
+
+
+__all__ = ["Engine", "create_server", "serve", "main", "warm_up", "pb_grpc"]

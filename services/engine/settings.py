@@ -1,0 +1,66 @@
+"""Engine settings from HINDSIGHT_* environment variables, each with a safe default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"HINDSIGHT_{name}", default)
+
+
+def _int(name: str, default: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SystemExit(f"HINDSIGHT_{name}={raw!r} is not an integer") from None
+    if value < 0:
+        raise SystemExit(f"HINDSIGHT_{name}={raw!r} must be >= 0")
+    return value
+
+
+def _float(name: str, default: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        return float(raw)
+    except ValueError:
+        raise SystemExit(f"HINDSIGHT_{name}={raw!r} is not a number") from None
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    grpc_addr: str = "127.0.0.1:50051"
+    data_dir: Path = Path("./var")
+    store_dir: Path | None = None          # default: <data_dir>/store
+    max_concurrent: int = field(default_factory=lambda: os.cpu_count() or 2)
+    max_queued: int = 64
+    max_running_per_caller: int = 2
+    ttl_seconds: float = 12 * 3600.0
+    cleanup_interval_seconds: float = 600.0
+    shutdown_grace_seconds: float = 5.0
+    fsync: bool = True
+    gateway_prefix: str = ""               # prepended to stream_url (the gateway's public base)
+
+    @property
+    def store_root(self) -> Path:
+        return self.store_dir or (self.data_dir / "store")
+
+    @classmethod
+    def from_env(cls, **overrides) -> "EngineSettings":
+        store = _env("STORE_DIR", "")
+        s = cls(
+            grpc_addr=_env("GRPC_ADDR", "127.0.0.1:50051"),
+            data_dir=Path(_env("DATA_DIR", "./var")),
+            store_dir=Path(store) if store else None,
+            max_concurrent=max(1, _int("MAX_CONCURRENT", os.cpu_count() or 2)),
+            max_queued=_int("MAX_QUEUED", 64),
+            max_running_per_caller=max(1, _int("MAX_RUNNING_PER_CALLER", 2)),
+            ttl_seconds=_float("TTL_HOURS", 12.0) * 3600.0,
+            cleanup_interval_seconds=_float("CLEANUP_INTERVAL_SECONDS", 600.0),
+            shutdown_grace_seconds=_float("SHUTDOWN_GRACE_SECONDS", 5.0),
+            fsync=_env("FSYNC", "1") not in ("0", "false", "no"),
+        )
+        return replace(s, **overrides)
