@@ -1,0 +1,329 @@
+"""Datasets by symbol: the built-in SIM-NIFTY plus any CSV/Parquet dropped into <data_dir>/datasets/.
+
+Each dataset is converted once into .npy columns under <data_dir>/datasets/<SYMBOL>/<key>/, where
+<key> hashes the source (file size and mtime, or generator parameters): a changed source gets a new
+key, and a finished directory never changes. Builds go to a temp directory renamed into place, so
+processes racing to build the same key cannot corrupt it. Loads memory-map the columns and copy out
+whole trading days found by searchsorted on the per-day arrays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from .bars import Bars
+from .calendar import calendar_tz, check_calendar, day_date, day_number
+from .data import DataError, load_bars
+from .simdata import GENERATOR_VERSION, SIM_NIFTY, SimParams, generate_sim_nifty
+
+__all__ = ["Catalog", "DatasetInfo", "UnknownDataset", "SOURCE_SUFFIXES"]
+
+log = logging.getLogger(__name__)
+
+_FORMAT = 1  # bump when the cache layout or the loaders' output changes
+_COLUMNS = ("ts", "open", "high", "low", "close", "volume")
+SOURCE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+_STALE_TMP_SECONDS = 3600.0
+
+
+class UnknownDataset(KeyError):
+    """No dataset has this symbol. `known` lists those that exist."""
+
+    def __init__(self, symbol: str, known: list[str]):
+        super().__init__(symbol)
+        self.symbol, self.known = symbol, known
+
+    def __str__(self) -> str:
+        return f"unknown dataset '{self.symbol}': known datasets are {', '.join(self.known) or 'none'}"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Mirrors message hindsight.v1.Dataset."""
+
+    symbol: str
+    description: str
+    timeframe: str
+    first_date: date
+    last_date: date
+    bars: int
+    timezone: str
+    calendar: str
+
+
+# ---- sources -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Source:
+    symbol: str
+    path: Path | None = None         # a user file; None for a generated dataset
+    sidecar: Path | None = None      # optional <SYMBOL>.json: timezone, calendar, description
+    params: SimParams | None = None  # a generated dataset
+
+    def key(self) -> str:
+        """Changes whenever the built data would."""
+        if self.path is None:
+            ident: dict = {"generator": repr(self.params), "version": GENERATOR_VERSION}
+        else:
+            st = self.path.stat()
+            ident = {"file": self.path.name, "size": st.st_size, "mtime": st.st_mtime_ns}
+            if self.sidecar is not None and self.sidecar.is_file():
+                sc = self.sidecar.stat()
+                ident["sidecar"] = [sc.st_size, sc.st_mtime_ns]
+        ident["format"] = _FORMAT
+        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+    def build(self) -> tuple[Bars, dict]:
+        """The bars and the metadata that is not derived from them."""
+        if self.path is None:
+            p = self.params or SIM_NIFTY
+            return generate_sim_nifty(p), {"description": p.description, "calendar": p.calendar}
+        meta = self._sidecar()
+        calendar = meta.get("calendar", "")
+        tz = meta.get("timezone") or (calendar_tz(calendar) if calendar else None)
+        bars = load_bars(self.path, symbol=self.symbol, tz=tz)
+        return bars, {"description": meta.get("description") or f"User dataset from {self.path.name}",
+                      "calendar": calendar}
+
+    def _sidecar(self) -> dict:
+        if self.sidecar is None or not self.sidecar.is_file():
+            return {}
+        where = str(self.sidecar)
+        try:
+            meta = json.loads(self.sidecar.read_text())
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{self.sidecar.name}: not valid JSON ({exc})", path=where) from None
+        if not isinstance(meta, dict) or any(not isinstance(v, str) for v in meta.values()):
+            raise DataError(f"{self.sidecar.name}: expected an object of strings, e.g. "
+                            '{"timezone": "Asia/Kolkata", "calendar": "XBOM", "description": "..."}', path=where)
+        unknown = set(meta) - {"timezone", "calendar", "description"}
+        if unknown:
+            raise DataError(f"{self.sidecar.name}: unknown keys {sorted(unknown)}: use timezone, calendar, "
+                            "description", path=where)
+        if meta.get("calendar"):
+            try:
+                check_calendar(meta["calendar"])
+            except ValueError as exc:
+                raise DataError(f"{self.sidecar.name}: {exc}", path=where) from None
+        return meta
+
+
+_BUILTIN = {SIM_NIFTY.symbol: _Source(SIM_NIFTY.symbol, params=SIM_NIFTY)}
+
+
+# ---- the opened cache ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Opened:
+    key: str
+    meta: dict
+    columns: dict[str, np.ndarray]  # memory-mapped, read-only
+    dates: np.ndarray               # int64[D] day numbers
+    starts: np.ndarray              # int64[D+1] bar offsets per day
+
+    def info(self) -> DatasetInfo:
+        m = self.meta
+        return DatasetInfo(m["symbol"], m["description"], m["timeframe"], date.fromisoformat(m["first_date"]),
+                           date.fromisoformat(m["last_date"]), int(m["bars"]), m["timezone"], m["calendar"])
+
+
+def _write_build(directory: Path, bars: Bars, extra: dict, key: str) -> None:
+    dates, starts = bars.day_bounds()
+    arrays = {name: getattr(bars, name) for name in _COLUMNS}
+    arrays["dates"], arrays["starts"] = dates, starts
+    for name, arr in arrays.items():
+        with open(directory / f"{name}.npy", "wb") as fh:
+            np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+    first = day_date(dates[0]).isoformat() if len(dates) else ""
+    last = day_date(dates[-1]).isoformat() if len(dates) else ""
+    meta = {"format": _FORMAT, "key": key, "symbol": bars.symbol, "timeframe": bars.timeframe,
+            "timezone": bars.tz, "first_date": first, "last_date": last, "bars": len(bars), "days": len(dates),
+            **extra}
+    with open(directory / "meta.json", "w") as fh:  # written last: its presence marks a whole build
+        json.dump(meta, fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _read_build(directory: Path) -> _Opened:
+    meta = json.loads((directory / "meta.json").read_text())
+    columns = {name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in _COLUMNS}
+    dates = np.load(directory / "dates.npy")
+    starts = np.load(directory / "starts.npy")
+    return _Opened(meta["key"], meta, columns, dates, starts)
+
+
+class Catalog:
+    """Datasets under `data_dir` (the engine passes HINDSIGHT_DATA_DIR, default ./var). Thread-safe."""
+
+    def __init__(self, data_dir: Path | str):
+        self.data_dir = Path(data_dir)
+        self.root = self.data_dir / "datasets"
+        self._lock = threading.Lock()
+        self._symbol_locks: dict[str, threading.Lock] = {}
+        self._opened: dict[str, _Opened] = {}
+
+    # -- what exists -----------------------------------------------------------------------------
+
+    def _sources(self) -> dict[str, _Source | list[Path]]:
+        """symbol -> source; a list of paths where two files claim one symbol."""
+        found: dict[str, list[Path]] = {}
+        if self.root.is_dir():
+            for path in sorted(self.root.iterdir()):
+                name = path.name
+                suffix = next((s for s in SOURCE_SUFFIXES if name.lower().endswith(s)), None)
+                if suffix and not name.startswith(".") and len(name) > len(suffix) and path.is_file():
+                    found.setdefault(name[: -len(suffix)], []).append(path)
+        out: dict[str, _Source | list[Path]] = dict(_BUILTIN)
+        for symbol, paths in found.items():
+            if symbol in _BUILTIN:
+                log.warning("ignoring %s: %s is a built-in dataset; rename the file", paths[0].name, symbol)
+            elif len(paths) > 1:
+                out[symbol] = paths
+            else:
+                out[symbol] = _Source(symbol, paths[0], self.root / f"{symbol}.json")
+        return out
+
+    def _source(self, symbol: str) -> _Source:
+        sources = self._sources()
+        src = sources.get(symbol)
+        if src is None:
+            raise UnknownDataset(symbol, sorted(sources))
+        if isinstance(src, list):
+            names = ", ".join(p.name for p in src)
+            raise DataError(f"{names} all define dataset {symbol}: keep one of them", path=str(src[0]))
+        return src
+
+    def has(self, symbol: str) -> bool:
+        return symbol in self._sources()
+
+    def list(self) -> list[DatasetInfo]:
+        """Every dataset, built-ins first; a user file that cannot be loaded is logged and left out."""
+        out = []
+        for symbol in self._sources():
+            try:
+                out.append(self._open(symbol).info())
+            except (DataError, ValueError, OSError) as exc:
+                log.warning("dataset %s is not available: %s", symbol, exc)
+        builtin = [i for i in out if i.symbol in _BUILTIN]
+        return builtin + sorted((i for i in out if i.symbol not in _BUILTIN), key=lambda i: i.symbol)
+
+    def info(self, symbol: str) -> DatasetInfo:
+        return self._open(symbol).info()
+
+    # -- loading ---------------------------------------------------------------------------------
+
+    def load(self, symbol: str, start: date | None = None, end: date | None = None) -> Bars:
+        """Bars of whole trading days in [start, end] (both inclusive; None: open-ended)."""
+        opened = self._open(symbol)
+        d0, d1 = self._day_range(opened, start, end)
+        i0, i1 = int(opened.starts[d0]), int(opened.starts[d1])
+        cols = {name: np.array(opened.columns[name][i0:i1]) for name in _COLUMNS}  # copies: plain, writable
+        dates = opened.dates[d0:d1].copy()
+        starts = opened.starts[d0:d1 + 1] - i0
+        m = opened.meta
+        # The per-day layout is known already: seed Bars' cache so no consumer converts time zones for it.
+        known = {"day": np.repeat(dates, np.diff(starts)), "bounds": (dates, starts)}
+        return Bars(m["symbol"], m["timezone"], cols["ts"], cols["open"], cols["high"], cols["low"], cols["close"],
+                    cols["volume"], m["timeframe"], known)
+
+    def trading_days(self, symbol: str, start: date | None = None, end: date | None = None) -> list[date]:
+        """The dates in [start, end] on which the dataset has bars."""
+        opened = self._open(symbol)
+        d0, d1 = self._day_range(opened, start, end)
+        return [day_date(d) for d in opened.dates[d0:d1]]
+
+    def date_range(self, symbol: str) -> tuple[date, date]:
+        info = self._open(symbol).info()
+        return info.first_date, info.last_date
+
+    @staticmethod
+    def _day_range(opened: _Opened, start: date | None, end: date | None) -> tuple[int, int]:
+        d0 = int(np.searchsorted(opened.dates, day_number(start), "left")) if start else 0
+        d1 = int(np.searchsorted(opened.dates, day_number(end), "right")) if end else len(opened.dates)
+        return d0, max(d0, d1)
+
+    # -- the cache -------------------------------------------------------------------------------
+
+    def _open(self, symbol: str) -> _Opened:
+        src = self._source(symbol)
+        key = src.key()
+        opened = self._opened.get(symbol)
+        if opened is not None and opened.key == key:
+            return opened
+        with self._lock:
+            lock = self._symbol_locks.setdefault(symbol, threading.Lock())
+        with lock:  # one build per symbol in this process; other processes are handled on disk
+            opened = self._opened.get(symbol)
+            if opened is None or opened.key != key:
+                opened = self._open_build(src, key)
+                self._opened[symbol] = opened
+        return opened
+
+    def _open_build(self, src: _Source, key: str) -> _Opened:
+        final = self.root / src.symbol / key
+        for _attempt in range(3):
+            if (final / "meta.json").is_file():
+                try:
+                    return _read_build(final)
+                except (OSError, ValueError, KeyError):
+                    # Removed by a process that saw a newer source between our check and read.
+                    if (final / "meta.json").is_file():
+                        raise
+            self._build(src, key, final)
+        return _read_build(final)
+
+    def _build(self, src: _Source, key: str, final: Path) -> None:
+        started = time.perf_counter()
+        bars, extra = src.build()
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".tmp-{src.symbol}-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            _write_build(tmp, bars, extra, key)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(tmp, final)  # atomic; fails when another process got there first
+            except OSError:
+                if not (final / "meta.json").is_file():
+                    raise
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        log.info("built dataset %s (%d bars) in %.2fs", src.symbol, len(bars), time.perf_counter() - started)
+        self._sweep(final)
+
+    def _sweep(self, keep: Path) -> None:
+        """Remove older builds of this symbol and temp directories abandoned by crashed builds."""
+        try:
+            ours = (keep / "meta.json").stat().st_mtime_ns
+        except OSError:
+            return
+        for other in keep.parent.iterdir():
+            try:
+                older = other != keep and (other / "meta.json").stat().st_mtime_ns <= ours
+            except OSError:
+                older = other != keep and other.is_dir()  # a build without meta.json is garbage
+            if older:
+                shutil.rmtree(other, ignore_errors=True)
+        now = time.time()
+        for tmp in self.root.glob(".tmp-*"):
+            try:
+                if now - tmp.stat().st_mtime > _STALE_TMP_SECONDS:
+                    shutil.rmtree(tmp, ignore_errors=True)
+            except OSError:
+                pass
