@@ -215,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             for pr in problems:
                 print(f"  {pr}", file=sys.stderr)
         else:
-            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            print(f"error: {msg}", file=sys.stderr)
+            print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
