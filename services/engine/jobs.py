@@ -22,6 +22,7 @@ from typing import Callable
 from google.protobuf import json_format
 
 from hindsight.v1 import backtest_service_pb2 as pb
+from hindsight.v1 import results_pb2
 
 from services.engine import events as ev
 from services.engine.core.backtest import Backtest, DayResult, RunError, RunSettings
@@ -350,7 +351,7 @@ class JobManager:
         else:
             job.status = COMPLETED
             done = pb.BacktestCompleted(backtest_id=bid,
-                                        overall_summary=json_format.ParseDict(result.summary, pb.OverallSummary()),
+                                        overall_summary=json_format.ParseDict(result.summary, results_pb2.OverallSummary()),
                                         metrics=metrics_message(result.metrics))
             job.terminal_id = pub.append([pb.BacktestEvent(backtest_completed=done)], sync=True)
         self._persist_final(job)

@@ -43,14 +43,14 @@ def bad_request_fields(err: grpc.aio.AioRpcError) -> list[str]:
 
 async def test_full_stream_is_contiguous_and_complete(stub):
     resp = await stub.StartBacktest(start_request())
-    assert resp.backtest_id.startswith("bt_") and resp.total_days == 9  # 2024-01-01..12 on XBOM
+    assert resp.backtest_id.startswith("bt_") and resp.total_days == 10  # 2024-01-01..12 on XBOM
     assert resp.stream_url == f"/api/v1/backtests/{resp.backtest_id}/stream"
     events = await collect(stub, resp.backtest_id)
     assert [e.event_id for e in events] == list(range(1, len(events) + 1))
     assert all(e.backtest_id == resp.backtest_id for e in events)
     k = kinds(events)
     assert k[0] == "backtest_started" and k[-1] == "backtest_completed"
-    assert k.count("day_started") == k.count("day_completed") == 9
+    assert k.count("day_started") == k.count("day_completed") == 10
     trades = [e.trade_update.trade for e in events if e.HasField("trade_update")]
     assert trades, "the RSI example trades on SIM-NIFTY"
     node_ids = {e.node_event.execution_id for e in events if e.HasField("node_event")}
@@ -61,7 +61,7 @@ async def test_full_stream_is_contiguous_and_complete(stub):
     assert done.metrics.total_trades == len(trades)
     days = [e.day_completed for e in events if e.HasField("day_completed")]
     assert sum(d.summary.total_trades for d in days) == len(trades)
-    assert [d.day_number for d in days] == list(range(1, 10))
+    assert [d.day_number for d in days] == list(range(1, 11))
 
 
 async def test_interrupted_streams_resume_to_the_identical_sequence(stub):
@@ -149,9 +149,9 @@ async def test_get_backtest_progress_summary_and_calendar(stub):
     bid, events = await run_to_end(stub)
     bt = await stub.GetBacktest(pb.GetBacktestRequest(backtest_id=bid))
     assert bt.status == pb.BACKTEST_STATUS_COMPLETED
-    assert bt.progress.completed_days == bt.progress.total_days == 9 and bt.progress.percentage == 100
+    assert bt.progress.completed_days == bt.progress.total_days == 10 and bt.progress.percentage == 100
     assert bt.config.symbol == "SIM-NIFTY" and bt.config.strategy.name == "Intraday RSI reversion"
-    assert len(bt.daily_summaries) == 9 and all(d.has_data for d in bt.daily_summaries)
+    assert len(bt.daily_summaries) == 10 and all(d.has_data for d in bt.daily_summaries)
     assert bt.summary.total_trades == events[-1].backtest_completed.overall_summary.total_trades
     assert bt.last_event_id == events[-1].event_id
     assert bt.created_at.seconds and bt.finished_at.seconds and bt.expires_at.seconds > bt.finished_at.seconds
@@ -292,7 +292,7 @@ async def test_queue_limit_gives_resource_exhausted(stub, engine):
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     queued = await stub.GetBacktest(pb.GetBacktestRequest(backtest_id=started[2].backtest_id))
     assert queued.status == pb.BACKTEST_STATUS_QUEUED
-    for s in started:
+    for s in reversed(started):  # the queued one first, before a slot frees up
         await stub.CancelBacktest(pb.CancelBacktestRequest(backtest_id=s.backtest_id))
     events = await collect(stub, started[2].backtest_id)
     assert kinds(events) == ["backtest_cancelled"]
