@@ -1,0 +1,254 @@
+"""The gateway application: `build_app()` for tests and embedding, `serve()` and `main()` to run it.
+
+Routes are data: one `BindingRoute` per `google.api.http` rule, plus /healthz, /readyz,
+/openapi.json and /docs. Nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import re
+import sys
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import grpc
+import uvicorn
+from google.protobuf.descriptor import ServiceDescriptor
+from grpc_health.v1 import health_pb2
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .bindings import Binding, compile_bindings, known_verbs
+from .endpoints import REQUEST_ID_KEY, BindingRoute, Engine, error_response, make_endpoint
+from .errors import make_status
+from .openapi import build_openapi
+from .settings import GatewaySettings, split_host_port
+from .streams import NDJSON_MEDIA_TYPE
+from .transcoding import dumps
+
+logger = logging.getLogger("hindsight.gateway")
+
+_REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+# Event streams and downloads are never compressed: gzip would hold back events until its
+# buffer fills, and zips do not shrink.
+_NO_GZIP = (*DEFAULT_EXCLUDED_CONTENT_TYPES, NDJSON_MEDIA_TYPE, "application/jsonl", "application/octet-stream")
+_HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+
+
+def default_services() -> list[ServiceDescriptor]:
+    from hindsight.v1 import backtest_service_pb2
+
+    return list(backtest_service_pb2.DESCRIPTOR.services_by_name.values())
+
+
+def build_app(target: str | grpc.aio.Channel | None = None, *, settings: GatewaySettings | None = None,
+              services: Sequence[ServiceDescriptor] | None = None) -> Starlette:
+    """The gateway for `services` (default: hindsight.v1's) in front of the engine at `target`.
+
+    `target` is a gRPC address (default: settings.engine_addr), whose channel the app opens and
+    closes, or an open `grpc.aio.Channel`, which stays the caller's.
+    """
+    settings = settings if settings is not None else GatewaySettings.from_env()
+    services = list(services) if services is not None else default_services()
+    bindings = compile_bindings(services)
+    engine = Engine(settings.engine_addr if target is None else target, settings)
+    openapi = dumps(build_openapi(bindings))
+
+    async def healthz(request: Request) -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    async def readyz(request: Request) -> Response:
+        return await _readiness(engine, [s.full_name for s in services], settings)
+
+    async def openapi_json(request: Request) -> Response:
+        return Response(openapi, media_type="application/json")
+
+    async def docs(request: Request) -> Response:
+        if settings.docs_dir is None:
+            status = make_status(grpc.StatusCode.NOT_FOUND,
+                                 "API docs need the npm package swagger-ui-dist: run `make setup`, or point "
+                                 "HINDSIGHT_DOCS_DIR at an installed copy. The spec itself is at /openapi.json.")
+            return error_response(status)
+        return HTMLResponse(_docs_page(request.scope.get("root_path", "")))
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
+    ]
+    if settings.docs_dir is not None:
+        routes.append(Mount("/docs/assets", app=StaticFiles(directory=settings.docs_dir)))
+    routes.extend(_binding_routes(bindings, engine, settings))
+
+    middleware = [Middleware(RequestContextMiddleware)]
+    if settings.cors_origins:
+        middleware.append(Middleware(
+            CORSMiddleware, allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Request-Id", "Grpc-Timeout"],
+            expose_headers=["X-Request-Id", "Retry-After", "Content-Disposition"]))
+    middleware.append(Middleware(GZipMiddleware, minimum_size=settings.gzip_min_bytes,
+                                 exclude_content_types=_NO_GZIP))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await engine.close()
+
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    # Paths are matched exactly, as grpc-gateway does: no redirects for trailing slashes.
+    app.router.redirect_slashes = False
+    app.router.default = _not_found
+    app.state.bindings = bindings
+    app.state.engine = engine
+    app.state.settings = settings
+    return app
+
+
+def _binding_routes(bindings: Sequence[Binding], engine: Engine, settings: GatewaySettings) -> list[BaseRoute]:
+    verbs = known_verbs(bindings)
+    allowed: dict[str, list[str]] = defaultdict(list)
+    for b in bindings:
+        allowed[b.template.template].append(b.http_method)
+    return [BindingRoute(b, make_endpoint(b, engine, settings), verbs=verbs, allowed=allowed[b.template.template])
+            for b in bindings]
+
+
+class RequestContextMiddleware:
+    """Gives every request an id (X-Request-Id, passed on or made) and every failure a JSON body.
+
+    An unexpected exception is logged with its traceback and answered 500 with a google.rpc.Status
+    that names the request id, never with the traceback itself.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None)
+        rid = incoming if incoming is not None and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        scope[REQUEST_ID_KEY] = rid
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = list(message.get("headers", []))
+                if not any(k.lower() == b"x-request-id" for k, _ in headers):
+                    headers.append((b"x-request-id", rid.encode("latin-1")))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            logger.exception("unhandled error in %s %s (request id %s)", scope.get("method"), scope.get("path"), rid)
+            if not started:
+                status = make_status(grpc.StatusCode.INTERNAL, f"internal error in the gateway (request id {rid})")
+                await error_response(status, 500)(scope, receive, send_with_id)
+            # Otherwise the response is underway: returning unfinished makes the server drop the
+            # connection, which is all that is left to say.
+
+
+async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    status = make_status(grpc.StatusCode.NOT_FOUND, f"no route for {scope.get('method')} {scope.get('path')}")
+    await error_response(status, 404)(scope, receive, send)
+
+
+async def _readiness(engine: Engine, services: Sequence[str], settings: GatewaySettings) -> Response:
+    check = engine.channel.unary_unary(
+        _HEALTH_CHECK, request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString)
+    statuses: dict[str, str] = {}
+    try:
+        replies = await asyncio.gather(*(check(health_pb2.HealthCheckRequest(service=name),
+                                               timeout=settings.ready_timeout_s) for name in services))
+    except grpc.RpcError as exc:
+        code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+        body: dict[str, Any] = {"status": "UNREACHABLE" if code != grpc.StatusCode.NOT_FOUND else "UNKNOWN_SERVICE",
+                "engine": engine.target, "message": f"{code.name}: {exc.details() if hasattr(exc, 'details') else ''}"}
+        return Response(dumps(body), status_code=503, media_type="application/json",
+                        headers={"retry-after": str(settings.retry_after_s)})
+    for name, reply in zip(services, replies, strict=True):
+        statuses[name] = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    ready = all(s == "SERVING" for s in statuses.values())
+    body = {"status": "SERVING" if ready else "NOT_SERVING", "engine": engine.target, "services": statuses}
+    headers = {} if ready else {"retry-after": str(settings.retry_after_s)}
+    return Response(dumps(body), status_code=200 if ready else 503, media_type="application/json", headers=headers)
+
+
+def _docs_page(root: str) -> str:
+    # Everything is served from here (no CDN); validatorUrl null stops Swagger UI from sending
+    # the spec to validator.swagger.io.
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Hindsight API</title>
+<link rel="stylesheet" href="{root}/docs/assets/swagger-ui.css">
+<link rel="icon" type="image/png" href="{root}/docs/assets/favicon-32x32.png">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{root}/docs/assets/swagger-ui-bundle.js"></script>
+<script>
+window.ui = SwaggerUIBundle({{url: "{root}/openapi.json", dom_id: "#swagger-ui", deepLinking: true,
+  validatorUrl: null, defaultModelsExpandDepth: 0}});
+</script>
+</body>
+</html>
+"""
+
+
+def build_server(settings: GatewaySettings | None = None,
+                 target: str | grpc.aio.Channel | None = None) -> uvicorn.Server:
+    """A uvicorn server for the gateway, not yet started (`await server.serve()`)."""
+    settings = settings if settings is not None else GatewaySettings.from_env()
+    host, port = split_host_port(settings.http_addr)
+    config = uvicorn.Config(build_app(target, settings=settings), host=host, port=port, lifespan="on",
+                            ws="none", log_level=settings.log_level,
+                            timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s))
+    return uvicorn.Server(config)
+
+
+async def serve(settings: GatewaySettings | None = None, target: str | grpc.aio.Channel | None = None) -> None:
+    """Run the gateway until SIGINT/SIGTERM."""
+    await build_server(settings, target).serve()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`hindsight gateway`: serve on HINDSIGHT_HTTP_ADDR in front of HINDSIGHT_ENGINE_ADDR."""
+    try:
+        settings = GatewaySettings.from_env()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    host, port = split_host_port(settings.http_addr)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"Hindsight gateway on http://{shown}:{port}/ (engine at {settings.engine_addr})", flush=True)
+    try:
+        asyncio.run(serve(settings))
+    except KeyboardInterrupt:
+        pass
+    return 0

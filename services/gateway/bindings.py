@@ -1,0 +1,303 @@
+"""HTTP bindings compiled from the `google.api.http` rules of the services' descriptors.
+
+One `Binding` per rule (additional_bindings included): HTTP method, path template, body
+mapping and the kind of response. Path templates follow google/api/http.proto:
+
+    Template = "/" Segments [ Verb ] ;   Segment = "*" | "**" | LITERAL | Variable ;
+    Variable = "{" FieldPath [ "=" Segments ] "}" ;   Verb = ":" LITERAL ;
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from google.api import annotations_pb2, http_pb2
+from google.protobuf import message as _message
+from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor, ServiceDescriptor
+from google.protobuf.message_factory import GetMessageClass
+
+logger = logging.getLogger("hindsight.gateway")
+
+HTTP_BODY = "google.api.HttpBody"
+_LITERAL = re.compile(r"^[A-Za-z0-9._~!$&'()+,;=@%-]+$")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class BindingError(ValueError):
+    """A `google.api.http` rule that cannot be served; raised at start-up, never per request."""
+
+
+class ResponseKind(enum.Enum):
+    UNARY = "unary"  # one message → JSON
+    STREAM = "stream"  # server stream of messages → SSE or NDJSON
+    BYTES = "bytes"  # google.api.HttpBody (streamed or not) → raw bytes
+
+
+class _Wild(enum.Enum):
+    ONE = "*"
+    MANY = "**"
+
+
+@dataclass(frozen=True, slots=True)
+class PathVariable:
+    field_path: tuple[str, ...]  # proto field names, outermost first
+    start: int  # index of its first template segment
+    end: int  # one past its last template segment
+    multi_segment: bool  # may span several path segments ('**' or a multi-segment pattern)
+
+    @property
+    def name(self) -> str:
+        return ".".join(self.field_path)
+
+
+@dataclass(frozen=True, slots=True)
+class PathTemplate:
+    """A parsed path template; `match()` takes the request's raw (percent-encoded) path."""
+
+    template: str
+    segments: tuple[str | _Wild, ...]
+    variables: tuple[PathVariable, ...]
+    verb: str | None
+
+    @classmethod
+    def parse(cls, template: str) -> PathTemplate:
+        if not template.startswith("/"):
+            raise BindingError(f"path template {template!r} must start with '/'")
+        body, verb = _split_verb(template)
+        segments: list[str | _Wild] = []
+        variables: list[PathVariable] = []
+        for token in _split_segments(body[1:], template):
+            if token.startswith("{"):
+                inner = token[1:-1]
+                name, eq, pattern = inner.partition("=")
+                path = tuple(name.split("."))
+                if not all(_IDENT.match(p) for p in path):
+                    raise BindingError(f"bad variable {token!r} in {template!r}")
+                parts = pattern.split("/") if eq else ["*"]
+                start = len(segments)
+                for part in parts:
+                    if "{" in part or "}" in part:
+                        raise BindingError(f"nested variable in {template!r}")
+                    segments.append(_segment(part, template))
+                multi = len(parts) > 1 or _Wild.MANY in segments[start:]
+                variables.append(PathVariable(path, start, len(segments), multi))
+            else:
+                segments.append(_segment(token, template))
+        if _Wild.MANY in segments[:-1]:
+            raise BindingError(f"'**' must be the last segment of {template!r}")
+        names = [v.name for v in variables]
+        if len(set(names)) != len(names):
+            raise BindingError(f"a variable is bound twice in {template!r}")
+        return cls(template, tuple(segments), tuple(variables), verb)
+
+    def match(self, raw_segments: Sequence[str], verb: str | None) -> dict[str, str] | None:
+        """Variable values (decoded) keyed by dotted field path, or None when it does not match.
+
+        `raw_segments` are the percent-encoded segments of the request path, the verb already
+        split off the last one.
+        """
+        if verb != self.verb:
+            return None
+        n = len(self.segments)
+        tail_many = n > 0 and self.segments[-1] is _Wild.MANY
+        if (len(raw_segments) < n - 1) if tail_many else (len(raw_segments) != n):
+            return None
+        for i, seg in enumerate(self.segments):
+            if seg is _Wild.MANY:
+                break
+            raw = raw_segments[i]
+            if seg is _Wild.ONE:
+                if not raw:
+                    return None
+            elif unquote(raw) != seg:
+                return None
+        values: dict[str, str] = {}
+        for var in self.variables:
+            end = len(raw_segments) if tail_many and var.end == n else var.end
+            parts = raw_segments[var.start:end]
+            if var.multi_segment:
+                # http.proto: multi-segment variables are decoded except for "%2F", which stays
+                # encoded so that the value's own slashes remain distinguishable.
+                values[var.name] = "/".join(unquote(re.sub("%2[Ff]", "%252F", s)) for s in parts)
+            else:
+                values[var.name] = unquote(parts[0])
+        return values
+
+    def openapi_path(self) -> str:
+        """The template as an OpenAPI path: each variable becomes `{dotted.name}`."""
+        out: list[str] = []
+        i = 0
+        by_start = {v.start: v for v in self.variables}
+        while i < len(self.segments):
+            var = by_start.get(i)
+            if var is not None:
+                out.append("{" + var.name + "}")
+                i = var.end
+            else:
+                seg = self.segments[i]
+                out.append(seg.value if isinstance(seg, _Wild) else seg)
+                i += 1
+        return "/" + "/".join(out) + (":" + self.verb if self.verb else "")
+
+    @property
+    def specificity(self) -> tuple[int, ...]:
+        """Sort key: literal segments before variables, variables before '**'."""
+        return tuple(2 if s is _Wild.MANY else 1 if s is _Wild.ONE else 0 for s in self.segments)
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    method: MethodDescriptor
+    http_method: str  # GET, POST, ... or a custom verb's kind
+    template: PathTemplate
+    body: str  # "": no body; "*": the whole request; else a top-level field name
+    response_body: str  # "": the whole response; else a top-level field name
+    kind: ResponseKind
+    request_class: type[_message.Message]
+    response_class: type[_message.Message]
+
+    @property
+    def grpc_path(self) -> str:
+        return f"/{self.method.containing_service.full_name}/{self.method.name}"
+
+    @property
+    def name(self) -> str:
+        return str(self.method.full_name)
+
+    def bound_fields(self) -> frozenset[str]:
+        """Dotted field paths set from the path."""
+        return frozenset(v.name for v in self.template.variables)
+
+
+def compile_bindings(services: Iterable[ServiceDescriptor]) -> list[Binding]:
+    """Every rule of every method, most specific path first."""
+    out: list[Binding] = []
+    for service in services:
+        for method in service.methods:
+            options = method.GetOptions()
+            if not options.HasExtension(annotations_pb2.http):
+                continue
+            rule = options.Extensions[annotations_pb2.http]
+            if method.client_streaming:
+                # A request body maps onto one request message; client streams would need a
+                # framing of their own. Skipped (not fatal) so that such an RPC stays gRPC-only.
+                logger.warning("%s is client-streaming: no HTTP route for it", method.full_name)
+                continue
+            out.append(_binding(method, rule))
+            for extra in rule.additional_bindings:
+                if extra.additional_bindings:
+                    raise BindingError(f"{method.full_name}: additional_bindings must not nest")
+                out.append(_binding(method, extra))
+    # Stable sort: a literal segment wins over a variable at the same position.
+    out.sort(key=lambda b: b.template.specificity)
+    return out
+
+
+def known_verbs(bindings: Iterable[Binding]) -> frozenset[str]:
+    return frozenset(b.template.verb for b in bindings if b.template.verb)
+
+
+def _binding(method: MethodDescriptor, rule: http_pb2.HttpRule) -> Binding:
+    pattern = rule.WhichOneof("pattern")
+    if pattern is None:
+        raise BindingError(f"{method.full_name}: http rule has no pattern")
+    if pattern == "custom":
+        http_method, path = rule.custom.kind.upper(), rule.custom.path
+    else:
+        http_method, path = pattern.upper(), getattr(rule, pattern)
+    try:
+        template = PathTemplate.parse(path)
+    except BindingError as exc:
+        raise BindingError(f"{method.full_name}: {exc}") from None
+    request = method.input_type
+    for var in template.variables:
+        field = _resolve(request, var.field_path, method)
+        if field.is_repeated or field.type == FieldDescriptor.TYPE_MESSAGE:
+            raise BindingError(f"{method.full_name}: path variable {var.name} must be a singular scalar field")
+    if rule.body not in ("", "*"):
+        _resolve(request, (rule.body,), method)
+    if rule.response_body:
+        _resolve(method.output_type, (rule.response_body,), method)
+    if method.output_type.full_name == HTTP_BODY:
+        kind = ResponseKind.BYTES
+    elif method.server_streaming:
+        kind = ResponseKind.STREAM
+    else:
+        kind = ResponseKind.UNARY
+    return Binding(method=method, http_method=http_method, template=template, body=rule.body,
+                   response_body=rule.response_body, kind=kind,
+                   request_class=GetMessageClass(request), response_class=GetMessageClass(method.output_type))
+
+
+def _resolve(message: Descriptor, path: Sequence[str], method: MethodDescriptor) -> FieldDescriptor:
+    desc: Descriptor | None = message
+    found: FieldDescriptor | None = None
+    for part in path:
+        if desc is None:
+            raise BindingError(f"{method.full_name}: {'.'.join(path)} goes through a non-message field")
+        found = desc.fields_by_name.get(part)
+        if found is None:
+            raise BindingError(f"{method.full_name}: {desc.full_name} has no field {part!r}")
+        desc = found.message_type
+    if found is None:
+        raise BindingError(f"{method.full_name}: empty field path")
+    return found
+
+
+def _split_verb(template: str) -> tuple[str, str | None]:
+    """Split `:verb` off the end: the last ':' outside braces with no '/' after it."""
+    depth = 0
+    colon = -1
+    for i, ch in enumerate(template):
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+        elif ch == "/" and depth == 0:
+            colon = -1
+        elif ch == ":" and depth == 0:
+            colon = i
+    if depth != 0:
+        raise BindingError(f"unbalanced braces in {template!r}")
+    if colon < 0:
+        return template, None
+    verb = template[colon + 1:]
+    if not _LITERAL.match(verb):
+        raise BindingError(f"bad verb {verb!r} in {template!r}")
+    return template[:colon], verb
+
+
+def _split_segments(body: str, template: str) -> list[str]:
+    """Split on '/' outside braces."""
+    out: list[str] = []
+    depth = 0
+    cur: list[str] = []
+    for ch in body:
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+        if ch == "/" and depth == 0:
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur))
+    if any(not s for s in out):
+        raise BindingError(f"empty segment in {template!r}")
+    return out
+
+
+def _segment(text: str, template: str) -> str | _Wild:
+    if text == "*":
+        return _Wild.ONE
+    if text == "**":
+        return _Wild.MANY
+    if not _LITERAL.match(text):
+        raise BindingError(f"bad literal segment {text!r} in {template!r}")
+    return text

@@ -1,0 +1,368 @@
+"""The one endpoint factory: every binding is served by `make_endpoint(binding, ...)`.
+
+Unary → JSON; server stream → SSE (or NDJSON on `Accept: application/x-ndjson`);
+google.api.HttpBody → raw bytes. A stream's HTTP status waits for its first message (or its
+end, or `stream_open_wait_s`), so that an error before the first event keeps its real status
+(grpc-gateway, runtime/handler.go) and an empty stream is answered 204.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, cast
+from urllib.parse import parse_qsl, quote, unquote
+
+import grpc
+from google.protobuf.message import Message
+from google.rpc import status_pb2
+from starlette.datastructures import Headers
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, NoMatchFound
+from starlette.types import Receive, Scope, Send
+
+from .bindings import Binding, ResponseKind
+from .errors import GatewayError, bad_request, error_body, http_status, status_from_rpc_error, status_headers
+from .settings import GatewaySettings
+from .streams import BytesFraming, Framing, NdjsonFraming, SseFraming, pump, wait_for_disconnect
+from .transcoding import build_request, response_json
+
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+REQUEST_ID_KEY = "hindsight.request_id"  # where the request-context middleware keeps the id
+_PATH_KEY = "hindsight.path"  # the split request path, cached for the other routes
+_GRPC_TIMEOUT = re.compile(r"^(\d{1,8})([HMSmun])$")
+_TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+_METADATA_PREFIX = "grpc-metadata-"
+_METADATA_KEY = re.compile(r"^[0-9a-z_.-]+$")
+_PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
+_NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-seq")
+_FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class Engine:
+    """The channel to the engine and one multi-callable per binding, made on first use."""
+
+    def __init__(self, target: str | grpc.aio.Channel, settings: GatewaySettings) -> None:
+        self._target = target
+        self._settings = settings
+        self._channel: grpc.aio.Channel | None = None if isinstance(target, str) else target
+        self._callables: dict[str, Any] = {}
+
+    @property
+    def target(self) -> str:
+        return self._target if isinstance(self._target, str) else "<channel>"
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        if self._channel is None:
+            options = [
+                ("grpc.max_receive_message_length", self._settings.max_message_bytes),
+                ("grpc.max_send_message_length", self._settings.max_message_bytes),
+                # Recover quickly once an engine (re)starts; the default back-off reaches 120 s.
+                ("grpc.initial_reconnect_backoff_ms", 200),
+                ("grpc.max_reconnect_backoff_ms", 2000),
+            ]
+            self._channel = grpc.aio.insecure_channel(str(self._target), options=options)
+        return self._channel
+
+    def callable_for(self, binding: Binding) -> Any:
+        multi = self._callables.get(binding.grpc_path)
+        if multi is None:
+            kwargs = {"request_serializer": binding.request_class.SerializeToString,
+                      "response_deserializer": binding.response_class.FromString}
+            if binding.method.server_streaming:
+                multi = self.channel.unary_stream(binding.grpc_path, **kwargs)
+            else:
+                multi = self.channel.unary_unary(binding.grpc_path, **kwargs)
+            self._callables[binding.grpc_path] = multi
+        return multi
+
+    async def close(self) -> None:
+        """Close the channel if this object made it (a channel passed in belongs to the caller)."""
+        if isinstance(self._target, str) and self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+            self._callables.clear()
+
+
+class BindingRoute(BaseRoute):
+    """A Starlette route matching one binding's path template against the raw request path."""
+
+    def __init__(self, binding: Binding, endpoint: ASGIApp, *, verbs: frozenset[str],
+                 allowed: Sequence[str]) -> None:
+        self.binding = binding
+        self.endpoint = endpoint
+        self._verbs = verbs
+        self._allowed = ", ".join(sorted(set(allowed)))
+        self.path = binding.template.template
+        self.name = binding.method.name
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http":
+            return Match.NONE, {}
+        segments, verb, raw_verb = _split_path(scope)
+        template = self.binding.template
+        values = template.match(segments, verb)
+        if values is None and verb is not None and template.verb is None and verb not in self._verbs:
+            # The ':' is part of the last segment's value (an id with a colon), not a verb.
+            values = template.match([*segments[:-1], segments[-1] + ":" + raw_verb], None)
+        if values is None:
+            return Match.NONE, {}
+        child = {"endpoint": self.endpoint, "path_params": values}
+        return (Match.FULL if scope["method"] == self.binding.http_method else Match.PARTIAL), child
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != self.binding.http_method:
+            error = GatewayError(grpc.StatusCode.UNIMPLEMENTED,
+                                 f"method {scope['method']} is not allowed here; use {self._allowed}",
+                                 http_status=405, headers={"allow": self._allowed})
+            await error_response(error.to_status(), error.http_status, error.headers)(scope, receive, send)
+            return
+        await self.endpoint(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
+        raise NoMatchFound(name, path_params)
+
+    def __repr__(self) -> str:
+        return f"BindingRoute({self.binding.http_method} {self.path} → {self.binding.name})"
+
+
+def make_endpoint(binding: Binding, engine: Engine, settings: GatewaySettings) -> ASGIApp:
+    """The ASGI app serving one binding: transcode, call the engine, write the response."""
+    is_stream = binding.method.server_streaming
+
+    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        try:
+            body = await read_body(receive, headers, settings.max_body_bytes) if binding.body else None
+            message = build_request(
+                binding, scope.get("path_params", {}),
+                parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True),
+                body=body, content_type=headers.get("content-type"),
+                last_event_id=headers.get("last-event-id") if is_stream else None)
+            metadata = _metadata(scope, headers)
+            timeout = _timeout(headers, None if is_stream else settings.default_timeout_s)
+        except GatewayError as exc:
+            await error_response(exc.to_status(), exc.http_status, exc.headers)(scope, receive, send)
+            return
+        if is_stream:
+            await _serve_stream(binding, engine, settings, message, metadata, timeout, scope, receive, send)
+        else:
+            await _serve_unary(binding, engine, settings, message, metadata, timeout, scope, receive, send)
+
+    return endpoint
+
+
+def error_response(status: status_pb2.Status, http: int | None = None,
+                   headers: dict[str, str] | None = None, *, retry_after_s: int = 1) -> Response:
+    all_headers = status_headers(status, retry_after_s)
+    all_headers.update(headers or {})
+    return Response(error_body(status), status_code=http or http_status(status.code), headers=all_headers,
+                    media_type="application/json")
+
+
+async def read_body(receive: Receive, headers: Headers, limit: int) -> bytes:
+    too_large = GatewayError(grpc.StatusCode.INVALID_ARGUMENT,
+                             f"request body is larger than the limit of {limit} bytes", http_status=413)
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise GatewayError(grpc.StatusCode.CANCELLED, "client went away while sending the body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def request_id(scope: Scope) -> str:
+    rid = scope.get(REQUEST_ID_KEY)
+    if rid is None:
+        rid = scope[REQUEST_ID_KEY] = uuid.uuid4().hex
+    return str(rid)
+
+
+async def _serve_unary(binding: Binding, engine: Engine, settings: GatewaySettings, message: Message,
+                       metadata: list[tuple[str, str | bytes]], timeout: float | None,
+                       scope: Scope, receive: Receive, send: Send) -> None:
+    call = engine.callable_for(binding)(message, timeout=timeout, metadata=metadata)
+    try:
+        reply = await call
+    except grpc.RpcError as exc:
+        status = status_from_rpc_error(exc)
+        await error_response(status, retry_after_s=settings.retry_after_s)(scope, receive, send)
+        return
+    headers = _metadata_headers(await call.initial_metadata())
+    if binding.kind is ResponseKind.BYTES:
+        headers["content-disposition"] = _disposition(binding, scope, headers)
+        response = Response(reply.data, headers=headers,
+                            media_type=reply.content_type or "application/octet-stream")
+    else:
+        response = Response(response_json(binding, reply), headers=headers, media_type="application/json")
+    await response(scope, receive, send)
+
+
+async def _serve_stream(binding: Binding, engine: Engine, settings: GatewaySettings, message: Message,
+                        metadata: list[tuple[str, str | bytes]], timeout: float | None,
+                        scope: Scope, receive: Receive, send: Send) -> None:
+    call = engine.callable_for(binding)(message, timeout=timeout, metadata=metadata)
+    disconnected = asyncio.ensure_future(wait_for_disconnect(receive))
+    first = asyncio.ensure_future(call.read())
+    try:
+        # Raw bytes need the first message's content type before the headers: wait for it.
+        wait = None if binding.kind is ResponseKind.BYTES else settings.stream_open_wait_s
+        done, _ = await asyncio.wait((first, disconnected), timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        if disconnected in done:
+            return
+        headers: dict[str, str] = {"cache-control": "no-cache"}
+        head: Any = None
+        if first in done:
+            try:
+                head = first.result()
+            except grpc.RpcError as exc:
+                status = status_from_rpc_error(exc)
+                await error_response(status, retry_after_s=settings.retry_after_s)(scope, receive, send)
+                return
+            if head is grpc.aio.EOF:
+                if binding.kind is ResponseKind.BYTES:
+                    await Response(b"", media_type="application/octet-stream")(scope, receive, send)
+                else:
+                    # Nothing after the cursor: the stream is over (204 stops an EventSource).
+                    await Response(status_code=204)(scope, receive, send)
+                return
+            headers.update(_metadata_headers(await call.initial_metadata()))
+        framing: Framing
+        if binding.kind is ResponseKind.BYTES:
+            framing = BytesFraming(getattr(head, "content_type", "") or "application/octet-stream")
+            headers["content-disposition"] = _disposition(binding, scope, headers)
+        elif any(t in _accept(scope) for t in _NDJSON_TYPES):
+            framing = NdjsonFraming()
+        else:
+            framing = SseFraming(settings.sse_retry_ms)
+            headers["x-accel-buffering"] = "no"  # nginx: pass events through as they come
+        headers["content-type"] = framing.media_type
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]})
+        # When raw bytes fail midway the pump returns without completing the response: the
+        # server then drops the connection, and the client sees a truncated transfer rather
+        # than a valid-looking file.
+        await pump(call, first, framing, send, disconnected, heartbeat_s=settings.heartbeat_s,
+                   opening=framing.opening())
+    finally:
+        call.cancel()  # no-op if it has ended; otherwise the engine sees the cancellation now
+        for task in (first, disconnected):
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(first, disconnected, return_exceptions=True)
+
+
+def _accept(scope: Scope) -> str:
+    return Headers(scope=scope).get("accept", "").lower()
+
+
+def _split_path(scope: Scope) -> tuple[list[str], str | None, str]:
+    cached = scope.get(_PATH_KEY)
+    if cached is None:
+        raw = scope.get("raw_path")
+        path = raw.decode("latin-1") if raw else quote(scope["path"])
+        root = quote(scope.get("root_path", ""))
+        if root and path.startswith(root):
+            path = path[len(root):]
+        segments = path[1:].split("/") if path.startswith("/") else path.split("/")
+        verb: str | None = None
+        raw_verb = ""
+        last = segments[-1]
+        idx = last.rfind(":")
+        if idx > 0:
+            segments[-1], raw_verb = last[:idx], last[idx + 1:]
+            verb = unquote(raw_verb)
+        cached = scope[_PATH_KEY] = (segments, verb, raw_verb)
+    return cast(tuple[list[str], str | None, str], cached)
+
+
+def _metadata(scope: Scope, headers: Headers) -> list[tuple[str, str | bytes]]:
+    """gRPC metadata for the call: request id, Authorization, Grpc-Metadata-*, X-Forwarded-*."""
+    md: list[tuple[str, str | bytes]] = [("x-request-id", request_id(scope))]
+    auth = headers.get("authorization")
+    if auth is not None:
+        md.append(("authorization", _ascii(auth, "Authorization")))
+    for key, value in headers.items():
+        if not key.startswith(_METADATA_PREFIX):
+            continue
+        name = key[len(_METADATA_PREFIX):]
+        if not _METADATA_KEY.match(name) or name.startswith("grpc-"):
+            raise bad_request(f"header '{key}' does not name valid gRPC metadata", (key, "invalid metadata key"))
+        if name.endswith("-bin"):
+            try:
+                md.append((name, base64.b64decode(value + "=" * (-len(value) % 4), validate=True)))
+            except (binascii.Error, ValueError):
+                raise bad_request(f"header '{key}' must be base64", (key, "not base64")) from None
+        else:
+            md.append((name, _ascii(value, key)))
+    client = scope.get("client")
+    if client:
+        forwarded = headers.get("x-forwarded-for")
+        md.append(("x-forwarded-for", _ascii(f"{forwarded}, {client[0]}" if forwarded else client[0],
+                                             "X-Forwarded-For")))
+    host = headers.get("host")
+    if host:
+        md.append(("x-forwarded-host", _ascii(host, "Host")))
+    return md
+
+
+def _ascii(value: str, header: str) -> str:
+    if not _PRINTABLE.match(value):
+        raise bad_request(f"header '{header}' has characters that gRPC metadata cannot carry",
+                          (header, "not printable ASCII"))
+    return value
+
+
+def _timeout(headers: Headers, default: float | None) -> float | None:
+    raw = headers.get("grpc-timeout")
+    if raw is None:
+        return default
+    m = _GRPC_TIMEOUT.match(raw.strip())
+    if m is None:
+        raise bad_request(f"header 'Grpc-Timeout' must be digits and a unit (H, M, S, m, u, n), e.g. 10S "
+                          f"or 500m; got '{raw}'", ("Grpc-Timeout", "malformed"))
+    return int(m.group(1)) * _TIMEOUT_UNITS[m.group(2)]
+
+
+def _metadata_headers(metadata: Any) -> dict[str, str]:
+    """The engine's initial metadata, as grpc-gateway passes it on: `Grpc-Metadata-<key>`."""
+    out: dict[str, str] = {}
+    for key, value in metadata or ():
+        if isinstance(value, str) and not key.endswith("-bin") and _PRINTABLE.match(value):
+            out[_METADATA_PREFIX + key] = value
+    return out
+
+
+def _disposition(binding: Binding, scope: Scope, headers: dict[str, str]) -> str:
+    """`attachment; filename=...`: the engine's `content-disposition` metadata if it sent one,
+    else `<resource>_<last path value><extension>`, e.g. backtest_2024-01-02.zip for
+    /backtests/{backtest_id}/days/{date}/archive.zip."""
+    sent = headers.pop(_METADATA_PREFIX + "content-disposition", None)
+    if sent:
+        return sent
+    segments = binding.template.segments
+    variables = binding.template.variables
+    last = segments[-1] if segments else ""
+    extension = "." + last.rsplit(".", 1)[1] if isinstance(last, str) and "." in last else ""
+    stem = "download"
+    if variables:
+        collection = segments[variables[0].start - 1] if variables[0].start > 0 else ""
+        resource = collection[:-1] if isinstance(collection, str) and collection.endswith("s") else "download"
+        stem = f"{resource}_{scope.get('path_params', {}).get(variables[-1].name, '')}"
+    filename = _FILENAME_UNSAFE.sub("_", stem + extension).strip("_.") or "download"
+    return f'attachment; filename="{filename}"'

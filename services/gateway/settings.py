@@ -1,0 +1,125 @@
+"""Gateway settings: `HINDSIGHT_*` environment variables, each with a safe default.
+
+`GatewaySettings.from_env()` reads them; tests build `GatewaySettings(...)` directly.
+A bad value fails at start-up with a message that names the variable and what it expects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+_REPO = Path(__file__).resolve().parents[2]
+
+# Where `make setup` installs the Swagger UI renderer (npm `swagger-ui-dist`).
+_DOCS_CANDIDATES = (_REPO / "node_modules" / "swagger-ui-dist",)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    # host:port the HTTP server listens on.
+    http_addr: str = "127.0.0.1:8080"
+    # host:port (or any gRPC target) of the engine.
+    engine_addr: str = "127.0.0.1:50051"
+    # Origins allowed by CORS; empty: CORS headers are never sent.
+    cors_origins: tuple[str, ...] = ()
+    # Largest accepted request body, bytes.
+    max_body_bytes: int = 1 << 20
+    # Deadline of unary calls without a Grpc-Timeout header, seconds (streams get none).
+    default_timeout_s: float = 30.0
+    # A comment line is sent on an idle event stream this often, seconds.
+    heartbeat_s: float = 15.0
+    # The reconnection delay an EventSource is told to use (the `retry:` field), ms.
+    sse_retry_ms: int = 2000
+    # How long a stream may stay silent before its 200 headers are sent anyway, seconds.
+    # Until then an error keeps its real HTTP status and an empty stream is answered 204.
+    stream_open_wait_s: float = 5.0
+    # Deadline of the engine health check behind /readyz, seconds.
+    ready_timeout_s: float = 2.0
+    # Retry-After (seconds) sent with every 503.
+    retry_after_s: int = 1
+    # Largest gRPC message the gateway accepts from the engine, bytes.
+    max_message_bytes: int = 64 << 20
+    # JSON responses smaller than this are not gzipped, bytes.
+    gzip_min_bytes: int = 1024
+    # Folder of the Swagger UI files served under /docs (None: /docs explains how to install).
+    docs_dir: Path | None = dataclasses.field(default_factory=lambda: _find_docs_dir(None))
+    # Seconds in-flight requests get to finish on shutdown before they are cancelled.
+    shutdown_grace_s: float = 5.0
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> GatewaySettings:
+        env = os.environ if env is None else env
+        defaults = cls(docs_dir=None)
+        return cls(
+            http_addr=env.get("HINDSIGHT_HTTP_ADDR", defaults.http_addr),
+            engine_addr=env.get("HINDSIGHT_ENGINE_ADDR", defaults.engine_addr),
+            cors_origins=tuple(o.strip() for o in env.get("HINDSIGHT_CORS_ORIGINS", "").split(",") if o.strip()),
+            max_body_bytes=_int(env, "HINDSIGHT_MAX_BODY_BYTES", defaults.max_body_bytes),
+            default_timeout_s=_float(env, "HINDSIGHT_DEFAULT_TIMEOUT_S", defaults.default_timeout_s),
+            heartbeat_s=_float(env, "HINDSIGHT_SSE_HEARTBEAT_S", defaults.heartbeat_s),
+            sse_retry_ms=_int(env, "HINDSIGHT_SSE_RETRY_MS", defaults.sse_retry_ms),
+            stream_open_wait_s=_float(env, "HINDSIGHT_STREAM_OPEN_WAIT_S", defaults.stream_open_wait_s),
+            ready_timeout_s=_float(env, "HINDSIGHT_READY_TIMEOUT_S", defaults.ready_timeout_s),
+            max_message_bytes=_int(env, "HINDSIGHT_MAX_MESSAGE_BYTES", defaults.max_message_bytes),
+            docs_dir=_find_docs_dir(env.get("HINDSIGHT_DOCS_DIR")),
+            shutdown_grace_s=_float(env, "HINDSIGHT_SHUTDOWN_GRACE_S", defaults.shutdown_grace_s),
+            log_level=env.get("HINDSIGHT_LOG_LEVEL", defaults.log_level).lower(),
+        )
+
+    def __post_init__(self) -> None:
+        split_host_port(self.http_addr)  # fails early on a malformed address
+        for name in ("max_body_bytes", "max_message_bytes", "sse_retry_ms"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("default_timeout_s", "heartbeat_s", "ready_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {getattr(self, name)}")
+        if self.stream_open_wait_s < 0 or self.shutdown_grace_s < 0:
+            raise ValueError("stream_open_wait_s and shutdown_grace_s must not be negative")
+
+
+def split_host_port(addr: str) -> tuple[str, int]:
+    """`127.0.0.1:8080`, `[::1]:8080` or `:8080` (all interfaces) → (host, port)."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"HINDSIGHT_HTTP_ADDR must be HOST:PORT, e.g. 127.0.0.1:8080; got {addr!r}")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+def _find_docs_dir(explicit: str | None) -> Path | None:
+    if explicit:
+        path = Path(explicit)
+        if not (path / "swagger-ui-bundle.js").is_file():
+            raise ValueError(f"HINDSIGHT_DOCS_DIR={explicit!r} has no swagger-ui-bundle.js "
+                             "(point it at an installed npm swagger-ui-dist package)")
+        return path
+    for path in _DOCS_CANDIDATES:
+        if (path / "swagger-ui-bundle.js").is_file():
+            return path
+    return None
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None

@@ -1,0 +1,205 @@
+"""Server streams to HTTP: framings (SSE, NDJSON, raw bytes) and the pump that feeds them.
+
+The pump reads the gRPC call in a producer task into a small bounded queue (so a slow client
+slows only its own call, through gRPC flow control), writes whatever is ready in one chunk,
+sends a heartbeat when the stream is idle, and cancels the call the moment the client goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import grpc
+from google.protobuf.descriptor import Descriptor
+from google.protobuf.message import Message
+from google.rpc import status_pb2
+from starlette.types import Receive
+
+from .errors import status_from_rpc_error, status_to_dict
+from .transcoding import dumps, to_dict
+
+logger = logging.getLogger("hindsight.gateway")
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+SSE_MEDIA_TYPE = "text/event-stream"
+NDJSON_MEDIA_TYPE = "application/x-ndjson"
+# The SSE event name of a failure after the first event. Not "error": EventSource reserves
+# that name for its own connection errors (ARCHITECTURE.md, "The event stream").
+STREAM_ERROR_EVENT = "stream_error"
+# At most this many messages are written in one chunk, so that a fast stream still flushes.
+_BATCH = 256
+_QUEUE = 64
+
+
+class Framing(Protocol):
+    media_type: str
+    heartbeat: bytes | None
+
+    def opening(self) -> bytes: ...
+
+    def message(self, message: Message) -> bytes: ...
+
+    def error(self, status: status_pb2.Status) -> bytes: ...
+
+
+class SseFraming:
+    """text/event-stream: `id:` the message's `event_id`, `event:` its set oneof, `data:` JSON."""
+
+    media_type = SSE_MEDIA_TYPE
+    heartbeat: bytes | None = b": keepalive\n\n"
+
+    def __init__(self, retry_ms: int) -> None:
+        self._retry_ms = retry_ms
+
+    def opening(self) -> bytes:
+        return f"retry: {self._retry_ms}\n\n".encode()
+
+    def message(self, message: Message) -> bytes:
+        has_id, oneof = _sse_shape(message.DESCRIPTOR)
+        head = f"id: {message.event_id}\n" if has_id else ""
+        kind = message.WhichOneof(oneof) if oneof else None
+        if kind:
+            head += f"event: {kind}\n"
+        # json.dumps escapes newlines inside strings, so the data is always one line.
+        return head.encode() + b"data: " + dumps(to_dict(message)) + b"\n\n"
+
+    def error(self, status: status_pb2.Status) -> bytes:
+        return f"event: {STREAM_ERROR_EVENT}\n".encode() + b"data: " + dumps(status_to_dict(status)) + b"\n\n"
+
+
+@functools.cache
+def _sse_shape(desc: Descriptor) -> tuple[bool, str | None]:
+    """(has a singular `event_id` field, name of its first real oneof): fixed per message type."""
+    id_field = desc.fields_by_name.get("event_id")
+    has_id = id_field is not None and not id_field.is_repeated
+    for oneof in desc.oneofs:
+        # protoc names the synthetic oneof of a proto3 `optional` field "_<field>".
+        synthetic = len(oneof.fields) == 1 and oneof.name == "_" + oneof.fields[0].name
+        if not synthetic:
+            return has_id, oneof.name
+    return has_id, None
+
+
+class NdjsonFraming:
+    """application/x-ndjson: `{"result": ...}` per message, a final `{"error": ...}` on failure."""
+
+    media_type = NDJSON_MEDIA_TYPE
+    heartbeat: bytes | None = None  # a blank line would break naive line-by-line JSON readers
+
+    def opening(self) -> bytes:
+        return b""
+
+    def message(self, message: Message) -> bytes:
+        return b'{"result":' + dumps(to_dict(message)) + b"}\n"
+
+    def error(self, status: status_pb2.Status) -> bytes:
+        return b'{"error":' + dumps(status_to_dict(status)) + b"}\n"
+
+
+class BytesFraming:
+    """google.api.HttpBody: the `data` of each message, nothing else."""
+
+    heartbeat: bytes | None = None
+
+    def __init__(self, media_type: str) -> None:
+        self.media_type = media_type
+
+    def opening(self) -> bytes:
+        return b""
+
+    def message(self, message: Message) -> bytes:
+        data: bytes = message.data  # a google.api.HttpBody
+        return data
+
+    def error(self, status: status_pb2.Status) -> bytes:
+        # Raw bytes have no way to say "failed": the pump aborts the response instead.
+        raise NotImplementedError
+
+
+@dataclass(slots=True)
+class _Failure:
+    status: status_pb2.Status
+
+
+_END = object()
+
+
+async def wait_for_disconnect(receive: Receive) -> None:
+    """Returns when the client has gone (the request body must already have been read)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def pump(call: grpc.aio.UnaryStreamCall, first: asyncio.Future[Any], framing: Framing, send: Send,
+               disconnected: asyncio.Future[None], *, heartbeat_s: float, opening: bytes = b"") -> bool:
+    """Write the call's messages to an HTTP response whose headers are already sent.
+
+    `first` is the pending or finished first `call.read()`. Returns True when the response was
+    completed, False when it was abandoned (client gone, or bytes that cannot carry an error).
+    """
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=_QUEUE)
+
+    async def produce() -> None:
+        try:
+            message = await first
+            while message is not grpc.aio.EOF:
+                await queue.put(message)
+                message = await call.read()
+            await queue.put(_END)
+        except grpc.RpcError as exc:
+            await queue.put(_Failure(status_from_rpc_error(exc)))
+
+    producer = asyncio.create_task(produce())
+    getter: asyncio.Task[Any] | None = None
+    pending = opening
+    try:
+        if pending:
+            await send({"type": "http.response.body", "body": pending, "more_body": True})
+        while True:
+            if getter is None:
+                getter = asyncio.create_task(queue.get())
+            done, _ = await asyncio.wait((getter, disconnected), timeout=heartbeat_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if disconnected in done:
+                return False
+            if getter not in done:
+                if framing.heartbeat:
+                    await send({"type": "http.response.body", "body": framing.heartbeat, "more_body": True})
+                continue
+            items = [getter.result()]
+            getter = None
+            while len(items) < _BATCH and not queue.empty():
+                items.append(queue.get_nowait())
+            chunks: list[bytes] = []
+            finished = False
+            for item in items:
+                if item is _END:
+                    finished = True
+                elif isinstance(item, _Failure):
+                    if isinstance(framing, BytesFraming):
+                        if chunks:
+                            await send({"type": "http.response.body", "body": b"".join(chunks), "more_body": True})
+                        logger.warning("download aborted by the engine: code %d: %s",
+                                       item.status.code, item.status.message)
+                        return False
+                    chunks.append(framing.error(item.status))
+                    finished = True
+                else:
+                    chunks.append(framing.message(item))
+            await send({"type": "http.response.body", "body": b"".join(chunks), "more_body": not finished})
+            if finished:
+                return True
+    finally:
+        call.cancel()  # a no-op once the call has ended; frees it at once when the client went
+        for task in (producer, getter):
+            if task is not None and not task.done():
+                task.cancel()
+        await asyncio.gather(producer, *(t for t in (getter,) if t is not None), return_exceptions=True)

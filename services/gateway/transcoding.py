@@ -1,0 +1,302 @@
+"""HTTP request → request message, message → JSON (proto3 JSON mapping via `json_format`).
+
+Path variables are set first-class; the body (`*` or one field) comes from JSON; every other
+field may come from a query parameter (`a.b` for nested fields, `?x=1&x=2` for repeated ones,
+enums by name or number). Output uses the proto field names (snake_case); input takes both.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
+
+import grpc
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
+
+from .bindings import HTTP_BODY, Binding
+from .errors import GatewayError, bad_request
+
+# Messages a single query parameter can carry: their proto3 JSON form is a plain string,
+# number or boolean.
+_SCALAR_WKT = frozenset({
+    "google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask",
+    "google.protobuf.DoubleValue", "google.protobuf.FloatValue", "google.protobuf.Int64Value",
+    "google.protobuf.UInt64Value", "google.protobuf.Int32Value", "google.protobuf.UInt32Value",
+    "google.protobuf.BoolValue", "google.protobuf.StringValue", "google.protobuf.BytesValue",
+})
+_JSON_WKT = frozenset({"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"})
+_TRUE = frozenset({"true", "True", "TRUE", "t", "T", "1"})
+_FALSE = frozenset({"false", "False", "FALSE", "f", "F", "0"})
+_INT_TYPES = frozenset({
+    FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT32,
+    FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64,
+    FieldDescriptor.TYPE_FIXED32, FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED32,
+    FieldDescriptor.TYPE_SFIXED64,
+})
+# A request field of this name takes an SSE `Last-Event-ID` (the stream's resume cursor).
+RESUME_FIELD = "after_event_id"
+
+
+def to_dict(message: Message) -> dict[str, Any]:
+    # Fields without presence are written even when zero, so that clients (and the dashboard)
+    # see `"total_trades": 0` rather than a missing key.
+    return cast(dict[str, Any], json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                                          always_print_fields_with_no_presence=True))
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def response_json(binding: Binding, message: Message) -> bytes:
+    if binding.response_body:
+        field = message.DESCRIPTOR.fields_by_name[binding.response_body]
+        return dumps(to_dict(message).get(field.name, _empty_json(field)))
+    return dumps(to_dict(message))
+
+
+def build_request(binding: Binding, path_values: Mapping[str, str], query: Iterable[tuple[str, str]],
+                  body: bytes | None = None, content_type: str | None = None,
+                  last_event_id: str | None = None) -> Message:
+    """The request message for one HTTP request; a GatewayError (400) names what is wrong."""
+    request = binding.request_class()
+    if binding.body:
+        _merge_body(binding, request, body or b"", content_type)
+    bound = set(path_values)
+    query_bound: set[str] = set()
+    for name, raw in path_values.items():
+        _set_path(request, name.split("."), raw, source=f"path variable '{name}'")
+    if binding.body == "*":
+        for name, _ in query:
+            raise bad_request(f"unknown query parameter '{name}': this endpoint takes every field from "
+                              "the JSON body", (name, "unknown query parameter"))
+    else:
+        for name, raw in query:
+            path = _field_path(request.DESCRIPTOR, name)
+            dotted = ".".join(f.name for f in path)
+            if dotted in bound or (binding.body and path[0].name == binding.body):
+                raise bad_request(f"query parameter '{name}' sets a field that the "
+                                  f"{'path' if dotted in bound else 'body'} already sets",
+                                  (name, "already set"))
+            if dotted in query_bound and not path[-1].is_repeated:
+                raise bad_request(f"query parameter '{name}' is given more than once but is not repeated",
+                                  (name, "given more than once"))
+            query_bound.add(dotted)
+            _set_fields(request, path, raw, source=f"query parameter '{name}'")
+    if last_event_id is not None:
+        field = request.DESCRIPTOR.fields_by_name.get(RESUME_FIELD)
+        if field is not None and RESUME_FIELD not in bound:
+            request.ClearField(RESUME_FIELD)
+            _set_fields(request, [field], last_event_id.strip(), source="header 'Last-Event-ID'")
+    return request
+
+
+def _merge_body(binding: Binding, request: Message, body: bytes, content_type: str | None) -> None:
+    target_field = None if binding.body == "*" else request.DESCRIPTOR.fields_by_name[binding.body]
+    target_type = (target_field.message_type if target_field else request.DESCRIPTOR)
+    if target_type is not None and target_type.full_name == HTTP_BODY and (
+            target_field is None or not target_field.is_repeated):
+        # google.api.HttpBody takes the raw bytes and their content type, whatever they are.
+        holder = getattr(request, target_field.name) if target_field else request
+        holder.content_type = content_type or "application/octet-stream"
+        holder.data = body
+        return
+    if not body.strip():
+        return
+    if content_type is not None and not _is_json(content_type):
+        raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"unsupported Content-Type '{content_type}': send application/json",
+                           http_status=415)
+    try:
+        # JSON is UTF-8 (RFC 8259); json.loads would guess UTF-16/32 from the first bytes.
+        data = json.loads(body.decode("utf-8").removeprefix("\ufeff"))
+    except UnicodeDecodeError as exc:
+        raise bad_request(f"request body is not UTF-8: invalid byte at position {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        raise bad_request(f"malformed JSON in request body: {exc.msg} at line {exc.lineno}, "
+                          f"column {exc.colno} (char {exc.pos})") from None
+    if target_field is None:
+        if not isinstance(data, dict):
+            raise bad_request(f"request body must be a JSON object, got {_json_kind(data)}")
+        _parse_into(data, request)
+    else:
+        _parse_into({target_field.name: data}, request)
+
+
+def _parse_into(data: dict[str, Any], message: Message) -> None:
+    try:
+        json_format.ParseDict(data, message, ignore_unknown_fields=False)
+    except json_format.ParseError as exc:
+        # json_format names the field ("... has no field named "foo" at ..."); its second line
+        # lists every field in camelCase, which is noise in an error message.
+        raise bad_request(f"invalid request body: {str(exc).splitlines()[0]}") from None
+
+
+def _field_path(desc: Descriptor, name: str) -> list[FieldDescriptor]:
+    path: list[FieldDescriptor] = []
+    current: Descriptor | None = desc
+    parts = name.split(".")
+    for i, part in enumerate(parts):
+        if current is None or (path and path[-1].is_repeated):
+            raise bad_request(f"unknown query parameter '{name}': '{'.'.join(parts[:i])}' has no fields",
+                              (name, "unknown query parameter"))
+        field = _find_field(current, part)
+        if field is None:
+            raise bad_request(f"unknown query parameter '{name}': {current.name} has no field '{part}'",
+                              (name, "unknown query parameter"))
+        path.append(field)
+        current = field.message_type if field.message_type and not _is_leaf_message(field) else None
+    if _is_map(path[-1]) or (path[-1].message_type is not None and not _is_leaf_message(path[-1])):
+        raise bad_request(f"query parameter '{name}' names a message or map field; set its fields as "
+                          f"'{name}.<field>' or send it in a JSON body", (name, "not a scalar field"))
+    return path
+
+
+def _find_field(desc: Descriptor, part: str) -> FieldDescriptor | None:
+    field = desc.fields_by_name.get(part) or desc.fields_by_camelcase_name.get(part)
+    if field is None:
+        field = next((f for f in desc.fields if f.json_name == part), None)
+    return field
+
+
+def _set_path(request: Message, parts: list[str], raw: str, *, source: str) -> None:
+    fields: list[FieldDescriptor] = []
+    desc: Descriptor | None = request.DESCRIPTOR
+    for part in parts:
+        if desc is None:
+            raise bad_request(f"{source}: '{part}' is not a field")
+        field = desc.fields_by_name[part]
+        fields.append(field)
+        desc = field.message_type
+    _set_fields(request, fields, raw, source=source)
+
+
+def _set_fields(request: Message, path: list[FieldDescriptor], raw: str, *, source: str) -> None:
+    parent = request
+    for field in path[:-1]:
+        _check_oneof(parent, field, source)
+        parent = getattr(parent, field.name)
+    leaf = path[-1]
+    _check_oneof(parent, leaf, source)
+    value = _convert(leaf, raw, source)
+    if leaf.is_repeated:
+        container = getattr(parent, leaf.name)
+        if isinstance(value, Message):
+            container.add().CopyFrom(value)
+        else:
+            container.append(value)
+    elif isinstance(value, Message):
+        getattr(parent, leaf.name).CopyFrom(value)
+    else:
+        try:
+            setattr(parent, leaf.name, value)
+        except (ValueError, TypeError) as exc:  # out of range for int32/uint32, ...
+            raise bad_request(f"{source}: {exc}", (_dotted(path), str(exc))) from None
+
+
+def _check_oneof(parent: Message, field: FieldDescriptor, source: str) -> None:
+    oneof = field.containing_oneof
+    if oneof is None:  # (a proto3 `optional` field's synthetic oneof has only itself: no conflict)
+        return
+    current = parent.WhichOneof(oneof.name)
+    if current is not None and current != field.name:
+        raise bad_request(f"{source}: '{field.name}' and '{current}' are alternatives (oneof "
+                          f"'{oneof.name}'); set only one", (field.name, "oneof already set"))
+
+
+def _convert(field: FieldDescriptor, raw: str, source: str) -> Any:
+    t = field.type
+    name = field.name
+    if t == FieldDescriptor.TYPE_STRING:
+        return raw
+    if t == FieldDescriptor.TYPE_BOOL:
+        if raw in _TRUE:
+            return True
+        if raw in _FALSE:
+            return False
+        raise bad_request(f"{source}: '{raw}' is not a boolean (use true or false)", (name, "not a boolean"))
+    if t in _INT_TYPES:
+        try:
+            return int(raw, 10)
+        except ValueError:
+            raise bad_request(f"{source}: '{raw}' is not an integer", (name, "not an integer")) from None
+    if t in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
+        try:
+            return float(raw)
+        except ValueError:
+            raise bad_request(f"{source}: '{raw}' is not a number", (name, "not a number")) from None
+    if t == FieldDescriptor.TYPE_ENUM:
+        enum = field.enum_type
+        value = enum.values_by_name.get(raw)
+        if value is None and raw.lstrip("-").isdigit():
+            value = enum.values_by_number.get(int(raw))
+        if value is None:
+            names = ", ".join(v.name for v in enum.values)
+            raise bad_request(f"{source}: '{raw}' is not a value of {enum.name} (one of {names})",
+                              (name, "unknown enum value"))
+        return value.number
+    if t == FieldDescriptor.TYPE_BYTES:
+        try:
+            # Standard or URL-safe alphabet, padding optional (as grpc-gateway accepts).
+            padded = raw.replace("-", "+").replace("_", "/") + "=" * (-len(raw) % 4)
+            return base64.b64decode(padded, validate=True)
+        except (binascii.Error, ValueError):
+            raise bad_request(f"{source}: not base64", (name, "not base64")) from None
+    # A well-known message type with a scalar JSON form.
+    message = field.message_type
+    target = _message_class(field)()
+    try:
+        parsed: Any = json.loads(raw) if message.full_name in _JSON_WKT else raw
+        if message.full_name == "google.protobuf.BoolValue":
+            parsed = _convert_bool_text(raw, source, name)
+        json_format.ParseDict(parsed, target)
+    except (json.JSONDecodeError, json_format.ParseError) as exc:
+        raise bad_request(f"{source}: {str(exc).splitlines()[0]}", (name, "invalid value")) from None
+    return target
+
+
+def _convert_bool_text(raw: str, source: str, name: str) -> bool:
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise bad_request(f"{source}: '{raw}' is not a boolean (use true or false)", (name, "not a boolean"))
+
+
+def _message_class(field: FieldDescriptor) -> type[Message]:
+    return cast(type[Message], GetMessageClass(field.message_type))
+
+
+def _is_leaf_message(field: FieldDescriptor) -> bool:
+    return field.message_type is not None and field.message_type.full_name in (_SCALAR_WKT | _JSON_WKT)
+
+
+def _is_map(field: FieldDescriptor) -> bool:
+    mt = field.message_type
+    return mt is not None and mt.GetOptions().map_entry
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def _json_kind(value: Any) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number")
+
+
+def _empty_json(field: FieldDescriptor) -> Any:
+    if field.is_repeated:
+        return {} if _is_map(field) else []
+    return {} if field.message_type is not None else None
+
+
+def _dotted(path: list[FieldDescriptor]) -> str:
+    return ".".join(f.name for f in path)

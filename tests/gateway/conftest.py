@@ -1,0 +1,464 @@
+"""A real grpc.aio engine double on port 0, and real gateways (uvicorn on port 0) in front of it.
+
+`FakeBacktestService` implements hindsight.v1.BacktestService with deterministic data and a few
+special ids that make it slow, silent, failing or erroring on purpose. The test-only
+`hindsight.gatewaytest.EchoService` (protos/echo.proto, compiled at start) echoes its request,
+so that transcoding can be checked field by field. Everything runs in one session event loop:
+test modules say `pytestmark = pytest.mark.asyncio(loop_scope="session")`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import gzip
+import io
+import json
+import os
+import socket
+import tempfile
+import zipfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+import pytest_asyncio
+import uvicorn
+from google.api import httpbody_pb2
+from google.protobuf import any_pb2, descriptor_pool, duration_pb2, json_format, timestamp_pb2
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message_factory import GetMessageClass
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+from hindsight.v1 import backtest_service_pb2 as pb
+from hindsight.v1 import backtest_service_pb2_grpc as pb_grpc
+from hindsight.v1 import results_pb2
+
+from services.gateway.app import build_app, default_services
+from services.gateway.settings import GatewaySettings
+
+HERE = Path(__file__).resolve().parent
+SERVICE = "hindsight.v1.BacktestService"
+ECHO_SERVICE = "hindsight.gatewaytest.EchoService"
+DAYS = 3
+# Event counts of the fixed logs.
+N_EVENTS = 1 + 3 * DAYS + 1
+N_MANY = 1 + 3 * 999 + 1
+FIXED_TIME = 1704067200  # 2024-01-01T00:00:00Z
+
+
+# ---- the test-only echo service ---------------------------------------------------------------
+
+@functools.cache
+def echo_service() -> ServiceDescriptor:
+    """Compile protos/echo.proto into the default descriptor pool (once per process)."""
+    from grpc_tools import protoc
+
+    from services.protogen import include_paths
+
+    pool = descriptor_pool.Default()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "echo.pb"
+        args = ["protoc", f"-I{HERE / 'protos'}", *[f"-I{p}" for p in include_paths()],
+                f"--descriptor_set_out={out}", "--include_imports", "echo.proto"]
+        if protoc.main(args) != 0:
+            raise RuntimeError("protoc failed on tests/gateway/protos/echo.proto")
+        from google.protobuf import descriptor_pb2
+
+        files = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
+    for proto in files.file:
+        try:
+            pool.FindFileByName(proto.name)
+        except KeyError:
+            pool.AddSerializedFile(proto.SerializeToString())
+    return pool.FindServiceByName(ECHO_SERVICE)
+
+
+def echo_class(name: str) -> Any:
+    echo_service()
+    return GetMessageClass(descriptor_pool.Default().FindMessageTypeByName(f"hindsight.gatewaytest.{name}"))
+
+
+def services() -> list[ServiceDescriptor]:
+    return [*default_services(), echo_service()]
+
+
+# ---- deterministic data ------------------------------------------------------------------------
+
+def make_events(backtest_id: str, days: int = DAYS) -> list[pb.BacktestEvent]:
+    events: list[pb.BacktestEvent] = []
+
+    def add(**kind: Any) -> None:
+        eid = len(events) + 1
+        events.append(pb.BacktestEvent(event_id=eid, backtest_id=backtest_id,
+                                       emitted_at=timestamp_pb2.Timestamp(seconds=FIXED_TIME + eid), **kind))
+
+    add(backtest_started=pb.BacktestStarted(total_days=days, first_date="2024-01-02",
+                                            last_date=f"2024-01-{1 + days:02d}"))
+    for d in range(days):
+        date = f"2024-01-{2 + d:02d}"
+        add(day_started=pb.DayStarted(date=date, day_number=d + 1, total_days=days))
+        trade = results_pb2.Trade(trade_id=f"entry-1-pos{d + 1}", position_id=f"entry-1-pos{d + 1}", side="buy",
+                                  quantity=10, entry_price="100.00", exit_price="101.00", pnl="10.00",
+                                  entry_time=f"{date}T09:20:00+05:30", exit_time=f"{date}T10:20:00+05:30",
+                                  entry_flow_ids=[f"ex-{d}-1"], exit_flow_ids=[f"ex-{d}-2"])
+        add(trade_update=pb.TradeUpdate(trade=trade, summary=pb.PnlSummary(
+            realized_pnl=f"{10 * (d + 1)}.00", closed_trades=d + 1, equity=f"{100000 + 10 * (d + 1)}.00")))
+        add(day_completed=pb.DayCompleted(date=date, day_number=d + 1, total_days=days, has_detail_data=True,
+                                          summary=results_pb2.DaySummary(total_trades=1, total_pnl="10.00"),
+                                          equity=f"{100000 + 10 * (d + 1)}.00"))
+    add(backtest_completed=pb.BacktestCompleted(backtest_id=backtest_id, overall_summary=results_pb2.OverallSummary(
+        total_days=days, total_trades=days, total_pnl=f"{10 * days}.00")))
+    return events
+
+
+def day_zip(backtest_id: str, date: str) -> bytes:
+    """A real day archive: the two gzipped JSON files, byte-for-byte reproducible."""
+    trades = {"date": date, "backtest_id": backtest_id, "summary": {"total_trades": 1, "total_pnl": "10.00"},
+              "trades": [{"trade_id": "entry-1-pos1", "pnl": "10.00", "entry_flow_ids": ["ex-1"]}]}
+    diagnostics = {"events_history": {"ex-1": {"node_id": "entry-1", "signal_emitted": True}}}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for name, doc in (("trades_daily.json.gz", trades), ("diagnostics_export.json.gz", diagnostics)):
+            info = zipfile.ZipInfo(f"{date}/{name}", date_time=(2024, 1, 1, 0, 0, 0))
+            zf.writestr(info, gzip.compress(json.dumps(doc).encode(), mtime=0))
+    # Pad so that the archive spans several HttpBody chunks.
+    with zipfile.ZipFile(buf, "a", zipfile.ZIP_STORED) as zf:
+        zf.writestr(zipfile.ZipInfo("padding.bin", date_time=(2024, 1, 1, 0, 0, 0)), bytes(range(256)) * 400)
+    return buf.getvalue()
+
+
+def backtest(backtest_id: str, days: int = 400) -> pb.Backtest:
+    return pb.Backtest(
+        backtest_id=backtest_id, strategy_id="rsi", status=pb.BACKTEST_STATUS_COMPLETED,
+        created_at=timestamp_pb2.Timestamp(seconds=FIXED_TIME), last_event_id=N_EVENTS,
+        daily_summaries=[results_pb2.DailySummary(date=f"day-{i}", trades=i % 3, pnl=f"{i}.00", has_data=True)
+                         for i in range(days)])
+
+
+# ---- the engine double -------------------------------------------------------------------------
+
+@dataclass
+class Recorded:
+    method: str
+    request: Any
+    metadata: dict[str, str | bytes]
+
+
+@dataclass
+class FakeBacktestService(pb_grpc.BacktestServiceServicer):
+    """Deterministic BacktestService. Special ids:
+
+    streams: bt-1 (N_EVENTS events), bt-many (N_MANY), bt-slow (one event, then silence until
+    cancelled), bt-silent (silence), bt-quiet (all of bt-1's events after 0.5 s), bt-drip (an
+    event every 0.25 s), bt-fail (3 events, then INTERNAL); unknown → NOT_FOUND, a cursor past
+    the end → OUT_OF_RANGE. GetBacktest: code-<NAME> aborts with that code; slow sleeps 5 s; rich
+    sends BadRequest details; retry sends RetryInfo(3 s); odd sends an unknown detail type; meta
+    sends initial metadata. DownloadDay/DownloadBacktest: a zip in chunks; bt-broken fails midway.
+    """
+
+    calls: list[Recorded] = field(default_factory=list)
+    cancelled: dict[str, asyncio.Event] = field(default_factory=dict)
+    logs: dict[str, list[pb.BacktestEvent]] = field(default_factory=lambda: {
+        "bt-1": make_events("bt-1"), "bt-many": make_events("bt-many", days=999)})
+
+    def record(self, method: str, request: Any, context: grpc.aio.ServicerContext) -> None:
+        md = {k: v for k, v in (context.invocation_metadata() or ())}
+        self.calls.append(Recorded(method, request, md))
+
+    def last(self, method: str) -> Recorded:
+        for call in reversed(self.calls):
+            if call.method == method:
+                return call
+        raise AssertionError(f"{method} was not called; calls: {[c.method for c in self.calls]}")
+
+    def cancel_event(self, backtest_id: str) -> asyncio.Event:
+        return self.cancelled.setdefault(backtest_id, asyncio.Event())
+
+    async def StreamBacktest(self, request: pb.StreamBacktestRequest,
+                             context: grpc.aio.ServicerContext) -> AsyncIterator[pb.BacktestEvent]:
+        self.record("StreamBacktest", request, context)
+        bid = request.backtest_id
+        try:
+            if bid == "bt-slow":
+                yield make_events(bid)[0]
+                await asyncio.sleep(3600)
+            elif bid == "bt-silent":
+                await asyncio.sleep(3600)
+            elif bid == "bt-quiet":
+                await asyncio.sleep(0.5)
+                for ev in make_events(bid):
+                    yield ev
+            elif bid == "bt-drip":
+                for ev in make_events(bid, days=1):
+                    yield ev
+                    await asyncio.sleep(0.25)
+            elif bid == "bt-fail":
+                for ev in make_events(bid)[:3]:
+                    yield ev
+                await context.abort(grpc.StatusCode.INTERNAL, "engine exploded on 2024-01-03")
+            else:
+                events = self.logs.get(bid)
+                if events is None:
+                    await context.abort(grpc.StatusCode.NOT_FOUND, f"backtest '{bid}' not found")
+                    return
+                if request.after_event_id > len(events):
+                    await context.abort(grpc.StatusCode.OUT_OF_RANGE,
+                                        f"after_event_id {request.after_event_id} is beyond the last event "
+                                        f"({len(events)})")
+                for ev in events[request.after_event_id:]:
+                    yield ev
+        except asyncio.CancelledError:
+            self.cancel_event(bid).set()
+            raise
+
+    async def GetBacktest(self, request: pb.GetBacktestRequest, context: grpc.aio.ServicerContext) -> pb.Backtest:
+        self.record("GetBacktest", request, context)
+        bid = request.backtest_id
+        if bid.startswith("code-"):
+            await context.abort(grpc.StatusCode[bid[5:]], f"forced {bid[5:]}")
+        if bid == "slow":
+            try:
+                await asyncio.sleep(5)
+            except asyncio.CancelledError:
+                self.cancel_event("slow").set()
+                raise
+        if bid == "rich":
+            violation = error_details_pb2.BadRequest.FieldViolation(
+                field="strategy.entries[0].when", description="unknown indicator 'rsi2' — did you mean 'rsi'?")
+            await self._abort_with(context, code_pb2.INVALID_ARGUMENT, "invalid strategy",
+                                   error_details_pb2.BadRequest(field_violations=[violation]))
+        if bid == "retry":
+            await self._abort_with(context, code_pb2.RESOURCE_EXHAUSTED, "too many running backtests",
+                                   error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=3)))
+        if bid == "odd":
+            status = status_pb2.Status(code=code_pb2.FAILED_PRECONDITION, message="odd detail")
+            status.details.append(any_pb2.Any(type_url="type.googleapis.com/acme.Unknown", value=b"\x08\x01"))
+            await context.abort_with_status(rpc_status.to_status(status))
+        if bid == "meta":
+            await context.send_initial_metadata((("x-engine-node", "node-7"),))
+        if bid == "bad-unicode":
+            return pb.Backtest(backtest_id="ünïcødé ✓")
+        if request.omit_days:
+            return backtest(bid, days=0)
+        return backtest(bid)
+
+    async def _abort_with(self, context: grpc.aio.ServicerContext, code: int, message: str, detail: Any) -> None:
+        status = status_pb2.Status(code=code, message=message)
+        status.details.add().Pack(detail)
+        await context.abort_with_status(rpc_status.to_status(status))
+
+    async def ListBacktests(self, request: pb.ListBacktestsRequest,
+                            context: grpc.aio.ServicerContext) -> pb.ListBacktestsResponse:
+        self.record("ListBacktests", request, context)
+        return pb.ListBacktestsResponse(backtests=[backtest("bt-1", days=0)], next_page_token="")
+
+    async def StartBacktest(self, request: pb.StartBacktestRequest,
+                            context: grpc.aio.ServicerContext) -> pb.StartBacktestResponse:
+        self.record("StartBacktest", request, context)
+        return pb.StartBacktestResponse(backtest_id="bt-new", total_days=5, status=pb.BACKTEST_STATUS_QUEUED,
+                                        stream_url="/api/v1/backtests/bt-new/stream")
+
+    async def CancelBacktest(self, request: pb.CancelBacktestRequest,
+                             context: grpc.aio.ServicerContext) -> pb.Backtest:
+        self.record("CancelBacktest", request, context)
+        return pb.Backtest(backtest_id=request.backtest_id, status=pb.BACKTEST_STATUS_CANCELLED)
+
+    async def DeleteBacktest(self, request: pb.DeleteBacktestRequest,
+                             context: grpc.aio.ServicerContext) -> pb.DeleteBacktestResponse:
+        self.record("DeleteBacktest", request, context)
+        return pb.DeleteBacktestResponse(backtest_id=request.backtest_id)
+
+    async def GetDay(self, request: pb.GetDayRequest, context: grpc.aio.ServicerContext) -> results_pb2.DayDetail:
+        self.record("GetDay", request, context)
+        detail = results_pb2.DayDetail(date=request.date, trades=[results_pb2.Trade(trade_id="t1", pnl="1.00")])
+        detail.events_history["ex-1"].node_id = "entry-1"
+        detail.events_history["ex-1"].variables["stop_loss"] = 99.5
+        return detail
+
+    async def DownloadDay(self, request: pb.DownloadDayRequest,
+                          context: grpc.aio.ServicerContext) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        self.record("DownloadDay", request, context)
+        async for chunk in self._zip(request.backtest_id, day_zip(request.backtest_id, request.date), context):
+            yield chunk
+
+    async def DownloadBacktest(self, request: pb.DownloadBacktestRequest,
+                               context: grpc.aio.ServicerContext) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        self.record("DownloadBacktest", request, context)
+        async for chunk in self._zip(request.backtest_id, day_zip(request.backtest_id, "all"), context):
+            yield chunk
+
+    async def _zip(self, bid: str, data: bytes,
+                   context: grpc.aio.ServicerContext) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        if bid == "bt-broken":
+            yield httpbody_pb2.HttpBody(content_type="application/zip", data=data[:1000])
+            await asyncio.sleep(0.05)
+            await context.abort(grpc.StatusCode.DATA_LOSS, "day file vanished")
+        if bid not in self.logs:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"backtest '{bid}' not found")
+        step = 16 * 1024
+        for i in range(0, len(data), step):
+            # Only the first message needs the content type (google/api/httpbody.proto).
+            yield httpbody_pb2.HttpBody(content_type="application/zip" if i == 0 else "", data=data[i:i + step])
+
+    async def ValidateStrategy(self, request: pb.ValidateStrategyRequest,
+                               context: grpc.aio.ServicerContext) -> pb.ValidateStrategyResponse:
+        self.record("ValidateStrategy", request, context)
+        if request.strategy.entries:
+            return pb.ValidateStrategyResponse(valid=True, warmup_bars=14)
+        return pb.ValidateStrategyResponse(valid=False, problems=[pb.StrategyProblem(
+            field="entries", description="add at least one entry node")])
+
+    async def ListDatasets(self, request: pb.ListDatasetsRequest,
+                           context: grpc.aio.ServicerContext) -> pb.ListDatasetsResponse:
+        self.record("ListDatasets", request, context)
+        return pb.ListDatasetsResponse(datasets=[pb.Dataset(symbol="SIM-NIFTY", bars=94000, timezone="Asia/Kolkata")])
+
+
+def echo_handler(fake: FakeBacktestService) -> grpc.GenericRpcHandler:
+    request_class = echo_class("EchoRequest")
+    inner_class = echo_class("Inner")
+
+    async def echo(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        fake.record("Echo", request, context)
+        return request
+
+    async def count(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        fake.record("Count", request, context)
+        for i in range(int(request.id)):
+            yield inner_class(name=f"n{i}", level=i)
+
+    kw = {"request_deserializer": request_class.FromString}
+    return grpc.method_handlers_generic_handler(ECHO_SERVICE, {
+        "Echo": grpc.unary_unary_rpc_method_handler(echo, response_serializer=request_class.SerializeToString, **kw),
+        "EchoTags": grpc.unary_unary_rpc_method_handler(echo, response_serializer=request_class.SerializeToString,
+                                                         **kw),
+        "Count": grpc.unary_stream_rpc_method_handler(count, response_serializer=inner_class.SerializeToString, **kw),
+    })
+
+
+@dataclass
+class EngineHandle:
+    port: int
+    fake: FakeBacktestService
+    health: Any
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+# ---- servers -----------------------------------------------------------------------------------
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def engine() -> AsyncIterator[EngineHandle]:
+    server = grpc.aio.server()
+    fake = FakeBacktestService()
+    pb_grpc.add_BacktestServiceServicer_to_server(fake, server)
+    server.add_generic_rpc_handlers((echo_handler(fake),))
+    checker = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(checker, server)
+    for name in (SERVICE, ECHO_SERVICE):
+        await checker.set(name, health_pb2.HealthCheckResponse.SERVING)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield EngineHandle(port, fake, checker)
+    await server.stop(0)
+
+
+@pytest.fixture
+def fake(engine: EngineHandle) -> FakeBacktestService:
+    engine.fake.calls.clear()
+    engine.fake.cancelled.clear()
+    return engine.fake
+
+
+def _docs_env() -> dict[str, str]:
+    explicit = os.environ.get("HINDSIGHT_DOCS_DIR")
+    return {"HINDSIGHT_DOCS_DIR": explicit} if explicit else {}
+
+
+StartGateway = Callable[..., Awaitable[str]]
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def start_gateway(engine: EngineHandle) -> AsyncIterator[StartGateway]:
+    """Start a gateway (uvicorn on a real socket, port 0); returns its base URL."""
+    running: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
+
+    async def start(target: str | None = None, **overrides: Any) -> str:
+        settings = dataclasses.replace(GatewaySettings.from_env(_docs_env()), http_addr="127.0.0.1:0",
+                                       engine_addr=target or engine.target, **overrides)
+        app = build_app(settings.engine_addr, settings=settings, services=services())
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        config = uvicorn.Config(app, lifespan="on", log_config=None, log_level="warning", ws="none",
+                                access_log=False, timeout_graceful_shutdown=1)
+        server = uvicorn.Server(config)
+        # The signal handlers belong to pytest, not to a server under test.
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        running.append((server, task))
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("uvicorn stopped during start-up")
+            await asyncio.sleep(0.005)
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    yield start
+    for server, _ in running:
+        server.should_exit = True
+    await asyncio.gather(*(task for _, task in running))
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def gateway(start_gateway: StartGateway) -> str:
+    return await start_gateway()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def client(gateway: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=gateway, timeout=10) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def closed_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ---- helpers -----------------------------------------------------------------------------------
+
+def parse_sse(text: str) -> list[dict[str, Any]]:
+    """Blocks of an event stream as dicts of their fields; comments under ':'."""
+    blocks = []
+    for raw in text.split("\n\n"):
+        if not raw.strip("\n"):
+            continue
+        block: dict[str, Any] = {}
+        for line in raw.split("\n"):
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            block.setdefault(name, []).append(value)
+        blocks.append({k: v[0] if len(v) == 1 else v for k, v in block.items()})
+    return blocks
+
+
+def events_of(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [b for b in blocks if "data" in b]
+
+
+def as_json(message: Any) -> dict[str, Any]:
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)

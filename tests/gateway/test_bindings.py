@@ -1,0 +1,145 @@
+"""Path templates, binding compilation, the status table and settings: no servers needed."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from services.gateway.bindings import BindingError, PathTemplate, ResponseKind, compile_bindings, known_verbs
+from services.gateway.errors import HTTP_STATUS_FROM_CODE, http_status
+from services.gateway.settings import GatewaySettings, split_host_port
+
+from .conftest import echo_service, services
+
+
+@pytest.mark.parametrize(("template", "openapi", "variables", "verb"), [
+    ("/api/v1/backtests", "/api/v1/backtests", [], None),
+    ("/api/v1/backtests/{backtest_id}", "/api/v1/backtests/{backtest_id}", ["backtest_id"], None),
+    ("/api/v1/backtests/{backtest_id}:cancel", "/api/v1/backtests/{backtest_id}:cancel", ["backtest_id"], "cancel"),
+    ("/api/v1/strategies:validate", "/api/v1/strategies:validate", [], "validate"),
+    ("/api/v1/backtests/{backtest_id}/days/{date}/archive.zip",
+     "/api/v1/backtests/{backtest_id}/days/{date}/archive.zip", ["backtest_id", "date"], None),
+    ("/v1/{name=projects/*/things/*}", "/v1/{name}", ["name"], None),
+    ("/v1/{name=projects/*}/items:batchGet", "/v1/{name}/items:batchGet", ["name"], "batchGet"),
+    ("/files/{path=**}", "/files/{path}", ["path"], None),
+    ("/n/{inner.name}", "/n/{inner.name}", ["inner.name"], None),
+    ("/a/*/b", "/a/*/b", [], None),
+])
+def test_templates_parse(template: str, openapi: str, variables: list[str], verb: str | None) -> None:
+    parsed = PathTemplate.parse(template)
+    assert parsed.openapi_path() == openapi
+    assert [v.name for v in parsed.variables] == variables
+    assert parsed.verb == verb
+
+
+@pytest.mark.parametrize("template", [
+    "api/v1/x",  # no leading slash
+    "/api/{id",  # unbalanced
+    "/api//x",  # empty segment
+    "/a/**/b",  # '**' not last
+    "/a/{x}/{x}",  # bound twice
+    "/a/{1x}",  # not an identifier
+    "/a/{x={y}}",  # nested variable
+])
+def test_bad_templates_are_rejected(template: str) -> None:
+    with pytest.raises(BindingError):
+        PathTemplate.parse(template)
+
+
+@pytest.mark.parametrize(("template", "path", "verb", "expected"), [
+    ("/b/{id}", ["b", "bt-1"], None, {"id": "bt-1"}),
+    ("/b/{id}", ["b", "bt%2F1"], None, {"id": "bt/1"}),  # one segment, fully decoded
+    ("/b/{id}", ["b", ""], None, None),  # empty segment never matches a variable
+    ("/b/{id}", ["b", "x", "y"], None, None),
+    ("/b/{id}", ["b", "x"], "cancel", None),  # verbs must match
+    ("/b/{id}:cancel", ["b", "x"], "cancel", {"id": "x"}),
+    ("/f/{path=docs/**}", ["f", "docs", "a", "b%2Fc"], None, {"path": "docs/a/b%2Fc"}),  # keeps %2F
+    ("/f/{path=docs/**}", ["f", "docs"], None, {"path": "docs"}),
+    ("/f/{path=docs/**}", ["f", "other", "a"], None, None),
+    ("/v/{name=p/*/t/*}", ["v", "p", "1", "t", "2"], None, {"name": "p/1/t/2"}),
+    ("/v/{name=p/*/t/*}", ["v", "p", "1", "x", "2"], None, None),
+    ("/a.zip/{x}", ["a%2Ezip", "y"], None, {"x": "y"}),  # an encoded literal still matches
+])
+def test_template_matching(template: str, path: list[str], verb: str | None,
+                           expected: dict[str, str] | None) -> None:
+    assert PathTemplate.parse(template).match(path, verb) == expected
+
+
+def test_every_rule_of_the_api_becomes_a_binding() -> None:
+    bindings = compile_bindings(services())
+    by_rpc = {(b.method.name, b.http_method, b.template.template): b for b in bindings}
+    expected = {
+        ("StartBacktest", "POST", "/api/v1/backtests"): ResponseKind.UNARY,
+        ("StreamBacktest", "GET", "/api/v1/backtests/{backtest_id}/stream"): ResponseKind.STREAM,
+        ("GetBacktest", "GET", "/api/v1/backtests/{backtest_id}"): ResponseKind.UNARY,
+        ("ListBacktests", "GET", "/api/v1/backtests"): ResponseKind.UNARY,
+        ("CancelBacktest", "POST", "/api/v1/backtests/{backtest_id}:cancel"): ResponseKind.UNARY,
+        ("DeleteBacktest", "DELETE", "/api/v1/backtests/{backtest_id}"): ResponseKind.UNARY,
+        ("GetDay", "GET", "/api/v1/backtests/{backtest_id}/days/{date}"): ResponseKind.UNARY,
+        ("DownloadDay", "GET", "/api/v1/backtests/{backtest_id}/days/{date}/archive.zip"): ResponseKind.BYTES,
+        ("DownloadBacktest", "GET", "/api/v1/backtests/{backtest_id}/archive.zip"): ResponseKind.BYTES,
+        ("ValidateStrategy", "POST", "/api/v1/strategies:validate"): ResponseKind.UNARY,
+        ("ListDatasets", "GET", "/api/v1/datasets"): ResponseKind.UNARY,
+    }
+    for key, kind in expected.items():
+        assert by_rpc[key].kind is kind, key
+    # The echo service's six rules on Echo (additional_bindings included), EchoTags and Count.
+    assert sum(1 for b in bindings if b.method.containing_service.name == "EchoService") == 8
+    assert known_verbs(bindings) == {"cancel", "validate", "echo", "peek"}
+    assert by_rpc[("StartBacktest", "POST", "/api/v1/backtests")].body == "*"
+    assert by_rpc[("StartBacktest", "POST", "/api/v1/backtests")].grpc_path == \
+        "/hindsight.v1.BacktestService/StartBacktest"
+
+
+def test_literal_segments_sort_before_variables() -> None:
+    specific = [b.template.specificity for b in compile_bindings([echo_service()])]
+    assert specific == sorted(specific)
+
+
+# grpc-gateway v2, runtime/errors.go HTTPStatusFromCode, copied here independently.
+GRPC_GATEWAY_TABLE = {
+    "OK": 200, "CANCELLED": 499, "UNKNOWN": 500, "INVALID_ARGUMENT": 400, "DEADLINE_EXCEEDED": 504,
+    "NOT_FOUND": 404, "ALREADY_EXISTS": 409, "PERMISSION_DENIED": 403, "UNAUTHENTICATED": 401,
+    "RESOURCE_EXHAUSTED": 429, "FAILED_PRECONDITION": 400, "ABORTED": 409, "OUT_OF_RANGE": 400,
+    "UNIMPLEMENTED": 501, "INTERNAL": 500, "UNAVAILABLE": 503, "DATA_LOSS": 500,
+}
+
+
+@pytest.mark.parametrize("code", list(grpc.StatusCode), ids=lambda c: c.name)
+def test_status_table_is_grpc_gateways(code: grpc.StatusCode) -> None:
+    assert HTTP_STATUS_FROM_CODE[code] == GRPC_GATEWAY_TABLE[code.name]
+    assert http_status(code.value[0]) == GRPC_GATEWAY_TABLE[code.name]
+
+
+def test_unknown_code_number_is_500() -> None:
+    assert http_status(99) == 500
+
+
+def test_settings_from_env() -> None:
+    s = GatewaySettings.from_env({"HINDSIGHT_HTTP_ADDR": "0.0.0.0:9000", "HINDSIGHT_ENGINE_ADDR": "engine:1",
+                                  "HINDSIGHT_CORS_ORIGINS": "http://a.test, http://b.test,",
+                                  "HINDSIGHT_MAX_BODY_BYTES": "2048", "HINDSIGHT_DEFAULT_TIMEOUT_S": "2.5"})
+    assert (s.http_addr, s.engine_addr) == ("0.0.0.0:9000", "engine:1")
+    assert (s.max_body_bytes, s.default_timeout_s) == (2048, 2.5)
+    assert s.cors_origins == ("http://a.test", "http://b.test")
+    d = GatewaySettings.from_env({})
+    assert (d.http_addr, d.engine_addr, d.cors_origins, d.max_body_bytes) == \
+        ("127.0.0.1:8080", "127.0.0.1:50051", (), 1 << 20)
+
+
+@pytest.mark.parametrize(("env", "needle"), [
+    ({"HINDSIGHT_MAX_BODY_BYTES": "lots"}, "HINDSIGHT_MAX_BODY_BYTES"),
+    ({"HINDSIGHT_HTTP_ADDR": "localhost"}, "HINDSIGHT_HTTP_ADDR"),
+    ({"HINDSIGHT_DEFAULT_TIMEOUT_S": "-1"}, "default_timeout_s"),
+    ({"HINDSIGHT_DOCS_DIR": "/nonexistent"}, "HINDSIGHT_DOCS_DIR"),
+])
+def test_bad_settings_name_the_variable(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ValueError, match=needle):
+        GatewaySettings.from_env(env)
+
+
+@pytest.mark.parametrize(("addr", "expected"), [
+    ("127.0.0.1:8080", ("127.0.0.1", 8080)), ("[::1]:80", ("::1", 80)), (":9", ("0.0.0.0", 9)),
+])
+def test_split_host_port(addr: str, expected: tuple[str, int]) -> None:
+    assert split_host_port(addr) == expected
