@@ -11,6 +11,7 @@ import contextlib
 import logging
 import math
 import re
+import socket
 import sys
 import uuid
 from collections import defaultdict
@@ -220,15 +221,37 @@ window.ui = SwaggerUIBundle({{url: "{root}/openapi.json", dom_id: "#swagger-ui",
 """
 
 
-def build_server(settings: GatewaySettings | None = None,
-                 target: str | grpc.aio.Channel | None = None) -> uvicorn.Server:
-    """A uvicorn server for the gateway, not yet started (`await server.serve()`)."""
+class GatewayServer(uvicorn.Server):
+    """uvicorn's server, ending event streams as soon as shutdown begins.
+
+    Plain uvicorn waits for open responses until its grace period runs out; event streams never
+    finish on their own, so each would be cut off at the end of it. Ending them first lets every
+    client resume at once, from wherever another gateway process serves it.
+    """
+
+    def __init__(self, config: uvicorn.Config, closing: asyncio.Event) -> None:
+        super().__init__(config)
+        self._closing = closing
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._closing.set()
+        await super().shutdown(sockets=sockets)
+
+
+def build_server(settings: GatewaySettings | None = None, target: str | grpc.aio.Channel | None = None, *,
+                 services: Sequence[ServiceDescriptor] | None = None, **config: Any) -> GatewayServer:
+    """A uvicorn server for the gateway, not yet started (`await server.serve()`).
+
+    `config` overrides uvicorn.Config's arguments (tests pass log_config=None, for one).
+    """
     settings = settings if settings is not None else GatewaySettings.from_env()
     host, port = split_host_port(settings.http_addr)
-    config = uvicorn.Config(build_app(target, settings=settings), host=host, port=port, lifespan="on",
-                            ws="none", log_level=settings.log_level,
-                            timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s))
-    return uvicorn.Server(config)
+    app = build_app(target, settings=settings, services=services)
+    options: dict[str, Any] = {"host": host, "port": port, "lifespan": "on", "ws": "none",
+                               "log_level": settings.log_level,
+                               "timeout_graceful_shutdown": math.ceil(settings.shutdown_grace_s)}
+    options.update(config)
+    return GatewayServer(uvicorn.Config(app, **options), closing=app.state.engine.closing)
 
 
 async def serve(settings: GatewaySettings | None = None, target: str | grpc.aio.Channel | None = None) -> None:

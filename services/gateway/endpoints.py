@@ -26,7 +26,15 @@ from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 
 from .bindings import Binding, ResponseKind
-from .errors import GatewayError, bad_request, error_body, http_status, status_from_rpc_error, status_headers
+from .errors import (
+    GatewayError,
+    bad_request,
+    error_body,
+    http_status,
+    make_status,
+    status_from_rpc_error,
+    status_headers,
+)
 from .settings import GatewaySettings
 from .streams import BytesFraming, Framing, NdjsonFraming, SseFraming, pump, wait_for_disconnect
 from .transcoding import build_request, response_json
@@ -44,13 +52,18 @@ _FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class Engine:
-    """The channel to the engine and one multi-callable per binding, made on first use."""
+    """The channel to the engine and one multi-callable per binding, made on first use.
+
+    `closing` is set when the server starts to shut down: open event streams then end cleanly,
+    and their clients reconnect (to any gateway process) with Last-Event-ID.
+    """
 
     def __init__(self, target: str | grpc.aio.Channel, settings: GatewaySettings) -> None:
         self._target = target
         self._settings = settings
         self._channel: grpc.aio.Channel | None = None if isinstance(target, str) else target
         self._callables: dict[str, Any] = {}
+        self.closing = asyncio.Event()
 
     @property
     def target(self) -> str:
@@ -219,11 +232,18 @@ async def _serve_stream(binding: Binding, engine: Engine, settings: GatewaySetti
     call = engine.callable_for(binding)(message, timeout=timeout, metadata=metadata)
     disconnected = asyncio.ensure_future(wait_for_disconnect(receive))
     first = asyncio.ensure_future(call.read())
+    # A download is left to finish during shutdown (it cannot be resumed); events can.
+    closing = asyncio.ensure_future(engine.closing.wait()) if binding.kind is ResponseKind.STREAM else None
     try:
         # Raw bytes need the first message's content type before the headers: wait for it.
         wait = None if binding.kind is ResponseKind.BYTES else settings.stream_open_wait_s
-        done, _ = await asyncio.wait((first, disconnected), timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        waited = [first, disconnected, *([closing] if closing else [])]
+        done, _ = await asyncio.wait(waited, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
         if disconnected in done:
+            return
+        if closing is not None and closing in done and first not in done:
+            status = make_status(grpc.StatusCode.UNAVAILABLE, "the gateway is shutting down; retry")
+            await error_response(status, retry_after_s=settings.retry_after_s)(scope, receive, send)
             return
         headers: dict[str, str] = {"cache-control": "no-cache"}
         head: Any = None
@@ -246,10 +266,9 @@ async def _serve_stream(binding: Binding, engine: Engine, settings: GatewaySetti
         if binding.kind is ResponseKind.BYTES:
             framing = BytesFraming(getattr(head, "content_type", "") or "application/octet-stream")
             headers["content-disposition"] = _disposition(binding, scope, headers)
-        elif any(t in _accept(scope) for t in _NDJSON_TYPES):
-            framing = NdjsonFraming()
         else:
-            framing = SseFraming(settings.sse_retry_ms)
+            framing = NdjsonFraming() if any(t in _accept(scope) for t in _NDJSON_TYPES) else \
+                SseFraming(settings.sse_retry_ms)
             headers["x-accel-buffering"] = "no"  # nginx: pass events through as they come
         headers["content-type"] = framing.media_type
         await send({"type": "http.response.start", "status": 200,
@@ -258,13 +277,14 @@ async def _serve_stream(binding: Binding, engine: Engine, settings: GatewaySetti
         # server then drops the connection, and the client sees a truncated transfer rather
         # than a valid-looking file.
         await pump(call, first, framing, send, disconnected, heartbeat_s=settings.heartbeat_s,
-                   opening=framing.opening())
+                   opening=framing.opening(), closing=closing)
     finally:
         call.cancel()  # no-op if it has ended; otherwise the engine sees the cancellation now
-        for task in (first, disconnected):
+        tasks = [t for t in (first, disconnected, closing) if t is not None]
+        for task in tasks:
             if not task.done():
                 task.cancel()
-        await asyncio.gather(first, disconnected, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _accept(scope: Scope) -> str:
@@ -362,7 +382,7 @@ def _disposition(binding: Binding, scope: Scope, headers: dict[str, str]) -> str
     stem = "download"
     if variables:
         collection = segments[variables[0].start - 1] if variables[0].start > 0 else ""
-        resource = collection[:-1] if isinstance(collection, str) and collection.endswith("s") else "download"
+        resource = collection.removesuffix("s") if isinstance(collection, str) and collection else "download"
         stem = f"{resource}_{scope.get('path_params', {}).get(variables[-1].name, '')}"
     filename = _FILENAME_UNSAFE.sub("_", stem + extension).strip("_.") or "download"
     return f'attachment; filename="{filename}"'

@@ -139,11 +139,14 @@ async def wait_for_disconnect(receive: Receive) -> None:
 
 
 async def pump(call: grpc.aio.UnaryStreamCall, first: asyncio.Future[Any], framing: Framing, send: Send,
-               disconnected: asyncio.Future[None], *, heartbeat_s: float, opening: bytes = b"") -> bool:
+               disconnected: asyncio.Future[None], *, heartbeat_s: float, opening: bytes = b"",
+               closing: asyncio.Future[Any] | None = None) -> bool:
     """Write the call's messages to an HTTP response whose headers are already sent.
 
-    `first` is the pending or finished first `call.read()`. Returns True when the response was
-    completed, False when it was abandoned (client gone, or bytes that cannot carry an error).
+    `first` is the pending or finished first `call.read()`. When `closing` completes, the
+    response is ended cleanly after what is already queued (the client resumes elsewhere).
+    Returns True when the response was completed, False when it was abandoned (client gone,
+    or bytes that cannot carry an error).
     """
     queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=_QUEUE)
 
@@ -166,10 +169,13 @@ async def pump(call: grpc.aio.UnaryStreamCall, first: asyncio.Future[Any], frami
         while True:
             if getter is None:
                 getter = asyncio.create_task(queue.get())
-            done, _ = await asyncio.wait((getter, disconnected), timeout=heartbeat_s,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            waited = (getter, disconnected, closing) if closing is not None else (getter, disconnected)
+            done, _ = await asyncio.wait(waited, timeout=heartbeat_s, return_when=asyncio.FIRST_COMPLETED)
             if disconnected in done:
                 return False
+            if closing is not None and closing in done and getter not in done:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return True
             if getter not in done:
                 if framing.heartbeat:
                     await send({"type": "http.response.body", "body": framing.heartbeat, "more_body": True})

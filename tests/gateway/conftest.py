@@ -29,7 +29,6 @@ import grpc
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 from google.api import httpbody_pb2
 from google.protobuf import any_pb2, descriptor_pool, duration_pb2, json_format, timestamp_pb2
 from google.protobuf.descriptor import ServiceDescriptor
@@ -41,7 +40,7 @@ from hindsight.v1 import backtest_service_pb2 as pb
 from hindsight.v1 import backtest_service_pb2_grpc as pb_grpc
 from hindsight.v1 import results_pb2
 
-from services.gateway.app import build_app, default_services
+from services.gateway.app import GatewayServer, build_server, default_services
 from services.gateway.settings import GatewaySettings
 
 HERE = Path(__file__).resolve().parent
@@ -335,8 +334,24 @@ def echo_handler(fake: FakeBacktestService) -> grpc.GenericRpcHandler:
         for i in range(int(request.id)):
             yield inner_class(name=f"n{i}", level=i)
 
+    upload_class = echo_class("UploadRequest")
+    reply_class = echo_class("UploadReply")
+
+    async def render(request: Any, context: grpc.aio.ServicerContext) -> httpbody_pb2.HttpBody:
+        fake.record("Render", request, context)
+        return httpbody_pb2.HttpBody(content_type="text/plain; charset=utf-8", data=request.note.encode())
+
+    async def upload(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        fake.record("Upload", request, context)
+        return reply_class(id=request.id, content_type=request.file.content_type, size=len(request.file.data),
+                           label=request.label)
+
     kw = {"request_deserializer": request_class.FromString}
     return grpc.method_handlers_generic_handler(ECHO_SERVICE, {
+        "Render": grpc.unary_unary_rpc_method_handler(
+            render, response_serializer=httpbody_pb2.HttpBody.SerializeToString, **kw),
+        "Upload": grpc.unary_unary_rpc_method_handler(upload, request_deserializer=upload_class.FromString,
+                                                       response_serializer=reply_class.SerializeToString),
         "Echo": grpc.unary_unary_rpc_method_handler(echo, response_serializer=request_class.SerializeToString, **kw),
         "EchoTags": grpc.unary_unary_rpc_method_handler(echo, response_serializer=request_class.SerializeToString,
                                                          **kw),
@@ -388,36 +403,50 @@ def _docs_env() -> dict[str, str]:
 StartGateway = Callable[..., Awaitable[str]]
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def start_gateway(engine: EngineHandle) -> AsyncIterator[StartGateway]:
-    """Start a gateway (uvicorn on a real socket, port 0); returns its base URL."""
-    running: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
+@dataclass
+class Gateways:
+    """The gateways started in this session, by base URL."""
 
-    async def start(target: str | None = None, **overrides: Any) -> str:
+    servers: dict[str, tuple[GatewayServer, asyncio.Task[None]]] = field(default_factory=dict)
+
+    async def stop(self, url: str) -> None:
+        server, task = self.servers.pop(url)
+        server.should_exit = True
+        await task
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def gateways() -> AsyncIterator[Gateways]:
+    running = Gateways()
+    yield running
+    await asyncio.gather(*(running.stop(url) for url in list(running.servers)))
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def start_gateway(engine: EngineHandle, gateways: Gateways) -> StartGateway:
+    """Start a gateway (uvicorn on a real socket, port 0) with some settings; returns its base URL."""
+
+    async def start(target: str | None = None, *, grace_s: int = 1, **overrides: Any) -> str:
         settings = dataclasses.replace(GatewaySettings.from_env(_docs_env()), http_addr="127.0.0.1:0",
                                        engine_addr=target or engine.target, **overrides)
-        app = build_app(settings.engine_addr, settings=settings, services=services())
+        server = build_server(settings, services=services(), log_config=None, log_level="warning",
+                              access_log=False, timeout_graceful_shutdown=grace_s)
+        # The signal handlers belong to pytest, not to a server under test.
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(app, lifespan="on", log_config=None, log_level="warning", ws="none",
-                                access_log=False, timeout_graceful_shutdown=1)
-        server = uvicorn.Server(config)
-        # The signal handlers belong to pytest, not to a server under test.
-        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         task = asyncio.create_task(server.serve(sockets=[sock]))
-        running.append((server, task))
+        gateways.servers[url] = (server, task)
         while not server.started:
             if task.done():
                 task.result()
                 raise RuntimeError("uvicorn stopped during start-up")
             await asyncio.sleep(0.005)
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+        return url
 
-    yield start
-    for server, _ in running:
-        server.should_exit = True
-    await asyncio.gather(*(task for _, task in running))
+    return start
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

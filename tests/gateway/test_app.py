@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from typing import Any
 
 import httpx
@@ -12,7 +14,7 @@ from grpc_health.v1 import health_pb2
 from services.gateway.bindings import compile_bindings
 from services.gateway.settings import GatewaySettings
 
-from .conftest import SERVICE, EngineHandle, StartGateway, services
+from .conftest import SERVICE, EngineHandle, FakeBacktestService, Gateways, StartGateway, services
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -147,3 +149,20 @@ async def test_docs_without_the_renderer_say_how_to_get_it(start_gateway: StartG
         r = await c.get("/docs")
         assert r.status_code == 404 and "make setup" in r.json()["message"]
         assert (await c.get("/openapi.json")).status_code == 200
+
+
+async def test_shutdown_ends_event_streams_at_once(start_gateway: StartGateway, gateways: Gateways,
+                                                   fake: FakeBacktestService) -> None:
+    url = await start_gateway(grace_s=10)
+    async with httpx.AsyncClient(base_url=url, timeout=10) as c:
+        async with c.stream("GET", "/api/v1/backtests/bt-slow/stream") as r:
+            lines = r.aiter_lines()
+            while not (await anext(lines)).startswith("data:"):
+                pass
+            started = time.perf_counter()
+            stopping = asyncio.create_task(gateways.stop(url))
+            rest = [line async for line in lines]  # ends cleanly: no protocol error
+        assert all(not line.startswith("data:") for line in rest)
+        await asyncio.wait_for(stopping, 5)
+    assert time.perf_counter() - started < 2  # not the 10 s grace period
+    await asyncio.wait_for(fake.cancel_event("bt-slow").wait(), 2)

@@ -83,8 +83,8 @@ def test_every_rule_of_the_api_becomes_a_binding() -> None:
     }
     for key, kind in expected.items():
         assert by_rpc[key].kind is kind, key
-    # The echo service's six rules on Echo (additional_bindings included), EchoTags and Count.
-    assert sum(1 for b in bindings if b.method.containing_service.name == "EchoService") == 8
+    # The echo service: six rules on Echo (additional_bindings included), EchoTags, Count, Render, Upload.
+    assert sum(1 for b in bindings if b.method.containing_service.name == "EchoService") == 10
     assert known_verbs(bindings) == {"cancel", "validate", "echo", "peek"}
     assert by_rpc[("StartBacktest", "POST", "/api/v1/backtests")].body == "*"
     assert by_rpc[("StartBacktest", "POST", "/api/v1/backtests")].grpc_path == \

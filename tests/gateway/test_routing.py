@@ -12,7 +12,7 @@ import grpc
 import httpx
 import pytest
 
-from .conftest import FakeBacktestService, StartGateway, as_json
+from .conftest import FakeBacktestService, StartGateway, as_json, parse_sse
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -110,6 +110,9 @@ async def test_a_plain_message_stream_is_served_without_code(client: httpx.Async
     r = await client.get("/test/v1/count/3", headers={"accept": "application/x-ndjson"})
     lines = [json.loads(x) for x in r.text.splitlines()]
     assert lines == [{"result": {"name": f"n{i}", "level": i}} for i in range(3)]
+    sse = parse_sse((await client.get("/test/v1/count/2")).text)
+    # No event_id field and no oneof: no `id:` and no `event:` lines (EventSource says "message").
+    assert sse == [{"retry": "2000"}, {"data": '{"name":"n0","level":0}'}, {"data": '{"name":"n1","level":1}'}]
 
 
 # (method, URL, body bytes, content type, HTTP status, words the message must contain)
@@ -323,3 +326,23 @@ async def test_cors_only_when_configured(start_gateway: StartGateway, client: ht
         assert pre.status_code == 200 and "POST" in pre.headers["access-control-allow-methods"]
         other = await c.get("/api/v1/datasets", headers={"origin": "http://evil.test"})
         assert "access-control-allow-origin" not in other.headers
+
+
+async def test_a_unary_http_body_is_returned_raw(client: httpx.AsyncClient, fake: FakeBacktestService) -> None:
+    r = await client.get("/test/v1/render/x/note.txt?note=h%C3%A9llo")
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "text/plain; charset=utf-8"
+    assert r.content == "héllo".encode()
+    assert r.headers["content-disposition"] == 'attachment; filename="render_x.txt"'
+
+
+@pytest.mark.parametrize(("content_type", "sent"), [
+    ("image/png", "image/png"),
+    (None, "application/octet-stream"),
+])
+async def test_a_raw_body_fills_an_http_body_field(client: httpx.AsyncClient, fake: FakeBacktestService,
+                                                   content_type: str | None, sent: str) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    r = await client.post("/test/v1/uploads/u1?label=first", content=bytes(range(256)) * 4, headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"id": "u1", "content_type": sent, "size": 1024, "label": "first"}
