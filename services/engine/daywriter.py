@@ -24,7 +24,9 @@ class DayFileWriter:
         self.sizes: dict[str, int] = {}
 
     def submit(self, day) -> None:
-        fut = self._pool.submit(write_day_files, self.root / day.date, day.trades_daily(), day.diagnostics_export())
+        # An export for people: atomic (no half-written file), but no fsync per file.
+        fut = self._pool.submit(write_day_files, self.root / day.date, day.trades_daily(), day.diagnostics_export(),
+                                fsync=False)
         fut.add_done_callback(lambda f, d=day.date: self.sizes.__setitem__(d, f.result()) if not f.exception() else None)
         self._pending.append(fut)
         if len(self._pending) >= self._max_pending:  # bound memory: wait for the oldest half

@@ -139,10 +139,9 @@ def warm_up(catalog: Catalog) -> float:
     """Compile the kernels and build SIM-NIFTY's cache now, so no request pays for either."""
     t0 = time.perf_counter()
     from services.engine.core import kernels
+    from services.engine.core.registry import warmup as indicators_warmup
 
     kernels.warmup()
-    from services.engine.core.indicators import warmup as indicators_warmup
-
     indicators_warmup()
     catalog.load("SIM-NIFTY", None, None)
     return time.perf_counter() - t0

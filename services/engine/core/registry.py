@@ -18,3 +18,18 @@ OPENING_RANGE = IndicatorKind(
     lambda p, src, b: opening_range(b.high, b.low, b.day, p["period"]))
 
 INDICATORS: Mapping[str, IndicatorKind] = MappingProxyType({**_TALIB_KINDS, OPENING_RANGE.name: OPENING_RANGE})
+
+
+def warmup() -> None:
+    """Compile (or load from numba's cache) every indicator kind on a few bars."""
+    import numpy as np
+
+    from .bars import Bars
+
+    n = 64
+    x = np.linspace(100.0, 110.0, n)
+    bars = Bars("WARMUP", "UTC", np.arange(n, dtype=np.int64) * 60_000_000_000, x, x + 1.0, x - 1.0, x,
+                np.ones(n))
+    for kind in INDICATORS.values():
+        params = {name: kind.defaults.get(name, 3) for name in kind.params}
+        kind.compute(params, x if kind.uses_source else None, bars)

@@ -1,0 +1,375 @@
+"""`make bench`: Hindsight's speed and memory, with peer libraries measured in the same run.
+
+Each section runs in its own process (so peak memory is its own) and prints one JSON line;
+this driver collects them into a table with the targets from the issues and the ratios.
+
+    python benchmarks/run.py                 # everything
+    python benchmarks/run.py kernel service  # some sections
+    python benchmarks/run.py --quick         # smaller peer runs (vectorbt on a 1-year slice)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+STRATEGIES = REPO / "examples" / "strategies"
+SECTIONS = ("kernel", "memory", "perbar", "cli", "service", "gateway")
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _best(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def _data_dir() -> Path:
+    d = Path(os.environ.get("HINDSIGHT_DATA_DIR", REPO / "var"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _sim():
+    from services.engine.core.catalog import Catalog
+
+    return Catalog(_data_dir()).load("SIM-NIFTY")
+
+
+def _sma_plan(commission_pct: float = 0.0):
+    from services.engine.core.spec import compile_strategy, parse_strategy_json
+
+    doc = json.loads((STRATEGIES / "sma_cross.json").read_text())
+    doc["execution"]["commission_pct"] = commission_pct  # peers run without fees too
+    return compile_strategy(parse_strategy_json(json.dumps(doc)))
+
+
+# --- sections (each runs in a child process) ------------------------------------------------
+
+def section_kernel(args) -> dict:
+    from services.engine.core import kernels
+    from services.engine.core.backtest import Backtest
+
+    bars = _sim()
+    bt = Backtest(_sma_plan(), bars)
+    n = len(bt.bars)
+
+    def once():
+        kernels.run_chunk(bt.inputs, kernels.new_state(2, 1e5), 0, n)
+
+    once()
+    t = _best(once, 7)
+    return {"bars": n, "seconds": t, "mbars_per_s": n / t / 1e6, "peak_mb": _peak_mb()}
+
+
+def _ours_in_memory(bars, plan):
+    from services.engine.core.backtest import Backtest
+
+    bt = Backtest(plan, bars)
+    res = bt.run()
+    trades = bt.builder.trade_dicts(res.trades)          # trades with their flow ids
+    events = bt.builder.node_events(res.trades)          # ... and the diagnostics they point to
+    return res, trades, events
+
+
+def section_memory(args) -> dict:
+    import numpy as np
+    import pandas as pd
+
+    bars = _sim()
+    if args.quick:
+        bars = bars.slice(len(bars) - 94_000, len(bars))
+    plan = _sma_plan()
+    _ours_in_memory(bars.slice(0, 5000), plan)
+    t_ours = _best(lambda: _ours_in_memory(bars, plan), 3)
+    res, trades, events = _ours_in_memory(bars, plan)
+    ours_peak = _peak_mb()
+
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    import vectorbt as vbt
+
+    close = pd.Series(bars.close, index=bars.local_index.tz_localize(None))
+
+    def vbt_run(c):
+        fast, slow = vbt.MA.run(c, 10), vbt.MA.run(c, 20)
+        entries, exits = fast.ma_crossed_above(slow), fast.ma_crossed_below(slow)
+        pf = vbt.Portfolio.from_signals(c, entries=entries, short_entries=exits, init_cash=1e5, size=np.inf,
+                                        freq="1min")
+        return pf, pf.stats()
+
+    vbt_run(close.iloc[:5000])  # compile vectorbt's numba functions
+    t0 = time.perf_counter()
+    pf, stats = vbt_run(close)
+    t_vbt = time.perf_counter() - t0
+    return {"bars": len(bars), "ours_s": t_ours, "ours_trades": len(trades), "ours_node_events": len(events),
+            "vectorbt_s": t_vbt, "vectorbt_trades": int(stats["Total Trades"]), "speedup": t_vbt / t_ours,
+            "peak_mb": _peak_mb(), "ours_peak_mb": ours_peak}
+
+
+def section_perbar(args) -> dict:
+    import pandas as pd
+
+    bars = _sim()
+    bars = bars.slice(len(bars) - 100_000, len(bars))
+    plan = _sma_plan()
+    _ours_in_memory(bars.slice(0, 5000), plan)
+    t_ours = _best(lambda: _ours_in_memory(bars, plan), 3)
+
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from backtesting import Backtest as BtpBacktest
+    from backtesting import Strategy
+    from backtesting.lib import crossover
+
+    def sma(values, n):
+        return pd.Series(values).rolling(n).mean()
+
+    class SmaCross(Strategy):
+        def init(self):
+            self.sma1 = self.I(sma, self.data.Close, 10)
+            self.sma2 = self.I(sma, self.data.Close, 20)
+
+        def next(self):
+            if crossover(self.sma1, self.sma2):
+                self.buy()
+            elif crossover(self.sma2, self.sma1):
+                self.sell()
+
+    df = bars.to_frame().tz_localize(None)
+    df.columns = ["Open", "High", "Low", "Close", "Volume"]
+    t0 = time.perf_counter()
+    stats = BtpBacktest(df, SmaCross, cash=10_000_000, exclusive_orders=True).run()
+    t_btp = time.perf_counter() - t0
+    n = len(bars)
+    return {"bars": n, "ours_s": t_ours, "ours_ns_per_bar": t_ours / n * 1e9, "backtesting_py_s": t_btp,
+            "backtesting_py_ns_per_bar": t_btp / n * 1e9, "backtesting_py_trades": int(stats["# Trades"]),
+            "speedup": t_btp / t_ours, "peak_mb": _peak_mb()}
+
+
+def section_cli(args) -> dict:
+    import shutil
+    import tempfile
+
+    exe = [sys.executable, "-m", "services.cli", "run", "--data", "SIM-NIFTY"]
+    env = {**os.environ, "HINDSIGHT_DATA_DIR": str(_data_dir())}
+    # Inside the repo's disk area, not /tmp: some machines' /tmp is much slower at creating files.
+    (REPO / "bench-out").mkdir(exist_ok=True)
+    out = Path(tempfile.mkdtemp(prefix="cli-", dir=REPO / "bench-out"))
+    runs = []
+    try:
+        for k in range(3):  # the first may compile and cache; the others are warm
+            # A new folder each time: deleting thousands of files just before (with the
+            # `discard` mount option) slows the next writes down for seconds.
+            t0 = time.perf_counter()
+            p = subprocess.run(exe + ["--strategy", str(STRATEGIES / "sma_cross.json"), "--out", str(out / f"days{k}")],
+                               cwd=REPO, env=env, capture_output=True, text=True)
+            runs.append(time.perf_counter() - t0)
+            if p.returncode:
+                raise RuntimeError(p.stderr)
+        days = len(list((out / "days2").iterdir()))
+        # A fresh process: from spawn until its first trading day is computed (imports, data,
+        # indicators, and the kernels loaded from numba's cache).
+        starts = []
+        probe = ("import time, json, sys; from datetime import date; "
+                 "from services.engine.core.catalog import Catalog; "
+                 "from services.engine.core.spec import compile_strategy, parse_strategy_json; "
+                 "from services.engine.core.backtest import Backtest, RunSettings; "
+                 f"plan = compile_strategy(parse_strategy_json(open({str(STRATEGIES / 'rsi_reversion.json')!r}).read())); "
+                 f"bars = Catalog({str(_data_dir())!r}).load('SIM-NIFTY'); "
+                 "bt = Backtest(plan, bars, RunSettings(start=date(2025, 12, 31))); "
+                 "bt.run(on_day=lambda d: print('DAY', time.time(), flush=True))")
+        for _ in range(3):
+            t0 = time.time()
+            p = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True,
+                               check=True)
+            day_at = float(next(ln for ln in p.stdout.splitlines() if ln.startswith("DAY")).split()[1])
+            starts.append(day_at - t0)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return {"first_s": runs[0], "warm_s": min(runs[1:]), "day_dirs": days, "startup_s": min(starts),
+            "peak_mb": _peak_mb()}
+
+
+def section_service(args) -> dict:
+    return asyncio.run(_service(args))
+
+
+async def _service(args) -> dict:
+    import tempfile
+
+    import grpc
+    from google.protobuf import json_format
+
+    from hindsight.v1 import backtest_service_pb2 as pb
+    from hindsight.v1 import backtest_service_pb2_grpc as pb_grpc
+    from hindsight.v1 import strategy_pb2
+    from services.engine.server import create_server, warm_up
+    from services.engine.settings import EngineSettings
+
+    (REPO / "bench-out").mkdir(exist_ok=True)
+    store = Path(tempfile.mkdtemp(prefix="store-", dir=REPO / "bench-out"))
+    settings = EngineSettings(grpc_addr="127.0.0.1:0", data_dir=_data_dir(), store_dir=store, max_queued=512)
+    eng = await create_server(settings, "127.0.0.1:0")
+    await asyncio.to_thread(warm_up, eng.catalog)
+    await eng.start()
+    rsi = json_format.Parse((STRATEGIES / "rsi_reversion.json").read_text(), strategy_pb2.Strategy())
+    out: dict = {}
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{eng.port}") as ch:
+            stub = pb_grpc.BacktestServiceStub(ch)
+
+            async def start(a, b, **kw):
+                return await stub.StartBacktest(pb.StartBacktestRequest(strategy=rsi, symbol="SIM-NIFTY",
+                                                                        start_date=a, end_date=b, **kw))
+
+            async def drain(bid, after=0):
+                n, last = 0, None
+                async for ev in stub.StreamBacktest(pb.StreamBacktestRequest(backtest_id=bid, after_event_id=after)):
+                    n, last = n + 1, ev
+                return n, last
+
+            await drain((await start("2024-01-01", "2024-01-31")).backtest_id)  # warm every path once
+            firsts = []
+            for _ in range(20):
+                t0 = time.perf_counter()
+                r = await start("2024-03-01", "2024-03-05")
+                call = stub.StreamBacktest(pb.StreamBacktestRequest(backtest_id=r.backtest_id))
+                await call.read()
+                firsts.append(time.perf_counter() - t0)
+                call.cancel()
+            firsts.sort()
+            out["start_to_first_event_ms_p50"] = firsts[len(firsts) // 2] * 1e3
+            out["start_to_first_event_ms_max"] = firsts[-1] * 1e3
+
+            years = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                r = await start("2024-01-01", "2024-12-31")
+                n, last = await drain(r.backtest_id)
+                years.append(time.perf_counter() - t0)
+                assert last.WhichOneof("event") == "backtest_completed"
+            out["one_year_s"] = min(years)
+            out["one_year_events"] = n
+            out["one_year_trades"] = last.backtest_completed.overall_summary.total_trades
+            out["one_year_bars"] = r.total_days * 375
+
+            big = await start("2024-01-01", "2024-03-31", tick_interval=1)
+            total, _ = await drain(big.backtest_id)
+            t_replay = _best_async = float("inf")
+            for _ in range(3):
+                t0 = time.perf_counter()
+                n, _ = await drain(big.backtest_id)
+                t_replay = min(t_replay, time.perf_counter() - t0)
+            out["replay_events"] = n
+            out["replay_events_per_s"] = n / t_replay
+
+            r = await start("2024-01-01", "2024-12-31")
+            t0 = time.perf_counter()
+            results = await asyncio.gather(*[drain(r.backtest_id) for _ in range(100)])
+            out["readers_100_s"] = time.perf_counter() - t0
+            counts = {n for n, _ in results}
+            out["readers_100_all_complete"] = len(counts) == 1 and all(
+                last.WhichOneof("event") == "backtest_completed" for _, last in results)
+            out["readers_100_events_each"] = counts.pop()
+            del _best_async
+    finally:
+        await eng.stop(0.5)
+        import shutil
+
+        shutil.rmtree(store, ignore_errors=True)
+    out["peak_mb"] = _peak_mb()
+    return out
+
+
+def section_gateway(args) -> dict:
+    from benchmarks.gateway_bench import run
+
+    return run(_data_dir())
+
+
+# --- driver -----------------------------------------------------------------------------------
+
+TARGETS = [
+    ("kernel", "mbars_per_s", ">=", 100, "trading kernel alone, M bars/s (SIM-NIFTY, SMA cross)"),
+    ("memory", "speedup", ">=", 5, "in memory vs vectorbt (indicators, signals, kernel, trades+diagnostics, metrics)"),
+    ("perbar", "speedup", ">=", 100, "per bar vs backtesting.py SmaCross, 100k-bar slice"),
+    ("cli", "warm_s", "<=", 3, "`hindsight run` SMA cross on all of SIM-NIFTY with day files, warm, s"),
+    ("cli", "startup_s", "<=", 1, "a fresh process starts computing (numba cache), s (whole 1-day run)"),
+    ("service", "start_to_first_event_ms_p50", "<=", 50, "StartBacktest → first event, ms (p50)"),
+    ("service", "one_year_s", "<=", 1, "one-year 1-minute backtest, day files + events written, s"),
+    ("service", "replay_events_per_s", ">=", 50_000, "replay of a stored stream to one client, events/s"),
+    ("service", "readers_100_all_complete", "==", True, "100 concurrent readers of one backtest all complete"),
+    ("gateway", "sse_events_per_s", ">=", 20_000, "SSE through the gateway to one client, events/s"),
+    ("gateway", "sse_200_identical", "==", True, "200 concurrent EventSource clients get the identical sequence"),
+    ("gateway", "get_overhead_ms_p50", "<=", 2, "gateway overhead on GetBacktest vs direct gRPC, ms (p50)"),
+]
+
+
+def _ok(value, op, target) -> bool:
+    if value is None:
+        return False
+    return {">=": value >= target, "<=": value <= target, "==": value == target}[op]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("sections", nargs="*", default=list(SECTIONS))
+    p.add_argument("--section", help=argparse.SUPPRESS)
+    p.add_argument("--quick", action="store_true", help="smaller peer runs")
+    args = p.parse_args()
+    if args.section:
+        result = globals()[f"section_{args.section}"](args)
+        print("RESULT " + json.dumps(result))
+        return 0
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    results: dict[str, dict] = {}
+    for name in args.sections:
+        print(f"== {name} ...", flush=True)
+        cmd = [sys.executable, __file__, "--section", name] + (["--quick"] if args.quick else [])
+        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+        if proc.returncode or line is None:
+            print(proc.stdout[-2000:], proc.stderr[-4000:], sep="\n")
+            results[name] = {"error": f"exit {proc.returncode}"}
+            continue
+        results[name] = json.loads(line[len("RESULT "):])
+        print("   " + json.dumps(results[name]), flush=True)
+    print("\n{:<88} {:>14} {:>10}  {}".format("measure", "value", "target", "ok"))
+    failed = 0
+    for sec, key, op, target, label in TARGETS:
+        if sec not in results:
+            continue
+        value = results[sec].get(key)
+        ok = _ok(value, op, target)
+        failed += not ok
+        shown = f"{value:,.2f}" if isinstance(value, float) else str(value)
+        print(f"{label:<88} {shown:>14} {op}{target!s:>8}  {'yes' if ok else 'NO'}")
+    for sec in results:
+        if "peak_mb" in results[sec]:
+            print(f"peak memory, {sec} section: {results[sec]['peak_mb']:,.0f} MiB")
+    Path(REPO / "bench-out").mkdir(exist_ok=True)
+    (REPO / "bench-out" / "results.json").write_text(json.dumps(results, indent=2))
+    print(f"\n{failed} target(s) missed" if failed else "\nall targets met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
