@@ -66,25 +66,36 @@ def section_kernel(args) -> dict:
     from services.engine.core.backtest import Backtest
 
     bars = _sim()
-    bt = Backtest(_sma_plan(), bars)
-    n = len(bt.bars)
+    out = {}
+    # As shipped (0.2 % commission: equity runs down and sizes go to zero after ~750 trades)
+    # and without fees (every crossover trades: ~50 k trades).
+    for label, commission in (("shipped", 0.2), ("no_fees", 0.0)):
+        bt = Backtest(_sma_plan(commission), bars)
+        n = len(bt.bars)
+        cap = int(bt.signals.entry.sum()) + 16
 
-    def once():
-        kernels.run_chunk(bt.inputs, kernels.new_state(2, 1e5), 0, n)
+        def once():
+            return kernels.run_chunk(bt.inputs, kernels.new_state(2, 1e5, trade_capacity=cap), 0, n)
 
-    once()
-    t = _best(once, 7)
-    return {"bars": n, "seconds": t, "mbars_per_s": n / t / 1e6, "peak_mb": _peak_mb()}
+        trades = len(once())
+        t = _best(once, 7)
+        out[f"{label}_mbars_per_s"] = n / t / 1e6
+        out[f"{label}_trades"] = trades
+    out["bars"] = n
+    out["mbars_per_s"] = out["shipped_mbars_per_s"]
+    out["peak_mb"] = _peak_mb()
+    return out
 
 
 def _ours_in_memory(bars, plan):
+    """Indicators, signals, kernel, trades with their diagnostics (columnar), metrics."""
     from services.engine.core.backtest import Backtest
+    from services.engine.core.results import gather_diagnostics
 
     bt = Backtest(plan, bars)
     res = bt.run()
-    trades = bt.builder.trade_dicts(res.trades)          # trades with their flow ids
-    events = bt.builder.node_events(res.trades)          # ... and the diagnostics they point to
-    return res, trades, events
+    diagnostics = gather_diagnostics(plan, bt.signals, res.trades)
+    return res, res.trades, diagnostics
 
 
 def section_memory(args) -> dict:
@@ -118,7 +129,7 @@ def section_memory(args) -> dict:
     t0 = time.perf_counter()
     pf, stats = vbt_run(close)
     t_vbt = time.perf_counter() - t0
-    return {"bars": len(bars), "ours_s": t_ours, "ours_trades": len(trades), "ours_node_events": len(events),
+    return {"bars": len(bars), "ours_s": t_ours, "ours_trades": len(trades),
             "vectorbt_s": t_vbt, "vectorbt_trades": int(stats["Total Trades"]), "speedup": t_vbt / t_ours,
             "peak_mb": _peak_mb(), "ours_peak_mb": ours_peak}
 
@@ -308,7 +319,8 @@ def section_gateway(args) -> dict:
 # --- driver -----------------------------------------------------------------------------------
 
 TARGETS = [
-    ("kernel", "mbars_per_s", ">=", 100, "trading kernel alone, M bars/s (SIM-NIFTY, SMA cross)"),
+    ("kernel", "shipped_mbars_per_s", ">=", 100, "trading kernel alone, M bars/s (SIM-NIFTY, sma_cross.json as shipped)"),
+    ("kernel", "no_fees_mbars_per_s", ">=", 100, "trading kernel alone, M bars/s (same, no fees: ~50k trades)"),
     ("memory", "speedup", ">=", 5, "in memory vs vectorbt (indicators, signals, kernel, trades+diagnostics, metrics)"),
     ("perbar", "speedup", ">=", 100, "per bar vs backtesting.py SmaCross, 100k-bar slice"),
     ("cli", "warm_s", "<=", 3, "`hindsight run` SMA cross on all of SIM-NIFTY with day files, warm, s"),

@@ -80,12 +80,22 @@ class RunResult:
     plan: StrategyPlan
     symbol: str
     trades: np.ndarray                # trade_dt records of the whole run
-    daily: list[dict]                 # calendar rows: date, trades, pnl, equity, winning_trades, losing_trades
     equity_dates: np.ndarray          # int64 days
     equity: np.ndarray                # float64 equity at each day's close
     metrics: dict
     summary: dict                     # OverallSummary fields
+    day_stats: dict[str, np.ndarray]  # per day: trades, pnl, winning_trades, losing_trades
     cancelled: bool = False
+
+    @property
+    def daily(self) -> list[dict]:
+        """Calendar rows: date, trades, pnl, equity, winning_trades, losing_trades."""
+        st = self.day_stats
+        return [{"date": day_str(d), "trades": int(n), "pnl": money(p), "equity": money(e),
+                 "winning_trades": int(w), "losing_trades": int(lo)}
+                for d, n, p, e, w, lo in zip(self.equity_dates.tolist(), st["trades"].tolist(), st["pnl"].tolist(),
+                                             self.equity.tolist(), st["winning_trades"].tolist(),
+                                             st["losing_trades"].tolist())]
 
 
 def _square_off_bars(bars: Bars, minute: float) -> np.ndarray:
@@ -143,7 +153,14 @@ class Backtest:
 
         self.signals: Signals = compute_signals(plan, self.bars, self.first_bar)
         self.inputs = self._kernel_inputs()
-        self.builder = ResultBuilder(plan, self.bars, self.signals, self.symbol)
+        self._builder: ResultBuilder | None = None
+
+    @property
+    def builder(self) -> ResultBuilder:
+        """Turns kernel records into trade dicts and node events (built on first use)."""
+        if self._builder is None:
+            self._builder = ResultBuilder(self.plan, self.bars, self.signals, self.symbol)
+        return self._builder
 
     # --- preparation --------------------------------------------------------------------
     def _kernel_inputs(self) -> "kernels.KernelInputs":
@@ -206,7 +223,9 @@ class Backtest:
             should_stop: Callable[[], bool] | None = None) -> RunResult:
         """Run the whole range. With `on_day`, each finished day is reported as a DayResult;
         `should_stop` is polled between days (cancellation within one trading day of work)."""
-        state = kernels.new_state(len(self.plan.entries), self.initial_capital)
+        # Room for every entry signal to become a trade, so the kernel never stops to grow it.
+        capacity = int(self.signals.entry[self.first_bar:].sum()) + 16
+        state = kernels.new_state(len(self.plan.entries), self.initial_capital, trade_capacity=capacity)
         inp = self.inputs
         last = len(self.bars) - 1
         parts: list[np.ndarray] = []
@@ -309,9 +328,7 @@ class Backtest:
         n_day = np.bincount(exit_day, minlength=nd)[:nd] if len(trades) else np.zeros(nd, np.int64)
         win_day = np.bincount(exit_day[trades["pnl"] > 0], minlength=nd)[:nd] if len(trades) else n_day
         loss_day = np.bincount(exit_day[trades["pnl"] < 0], minlength=nd)[:nd] if len(trades) else n_day
-        daily = [{"date": day_str(dates[k]), "trades": int(n_day[k]), "pnl": money(pnl_day[k]),
-                  "equity": money(equity[k]), "winning_trades": int(win_day[k]),
-                  "losing_trades": int(loss_day[k])} for k in range(nd)]
+        day_stats = {"trades": n_day, "pnl": pnl_day, "winning_trades": win_day, "losing_trades": loss_day}
 
         notional = trades["qty"] * trades["entry_price"]
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -344,7 +361,7 @@ class Backtest:
             "initial_capital": money(self.initial_capital),
             "final_equity": money(final_equity),
         }
-        return RunResult(self.plan, self.symbol, trades, daily, dates, equity, metrics, summary, cancelled)
+        return RunResult(self.plan, self.symbol, trades, dates, equity, metrics, summary, day_stats, cancelled)
 
     def _days_done(self, trades: np.ndarray) -> int:
         # Days whose last bar has an equity value were fully run.

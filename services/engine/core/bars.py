@@ -85,8 +85,13 @@ class Bars:
         return self._cache["bounds"]
 
     def slice(self, start: int, stop: int) -> "Bars":
-        return Bars(self.symbol, self.tz, self.ts[start:stop], self.open[start:stop], self.high[start:stop],
-                    self.low[start:stop], self.close[start:stop], self.volume[start:stop], self.timeframe)
+        """Bars [start, stop), sharing memory and the per-bar fields already derived."""
+        out = Bars(self.symbol, self.tz, self.ts[start:stop], self.open[start:stop], self.high[start:stop],
+                   self.low[start:stop], self.close[start:stop], self.volume[start:stop], self.timeframe)
+        for key in ("local", "day", "mod", "dow"):
+            if key in self._cache:
+                out._cache[key] = self._cache[key][start:stop]
+        return out
 
     @classmethod
     def from_frame(cls, df: pd.DataFrame, symbol: str, tz: str, timeframe: str = "") -> "Bars":

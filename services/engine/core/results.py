@@ -296,3 +296,28 @@ def summary_from_records(trades: np.ndarray) -> dict:
         "win_rate": money(100.0 * wins / n if n else 0.0),
         "commission": money(float((trades["entry_commission"] + trades["exit_commission"]).sum()) if n else 0.0),
     }
+
+
+def gather_diagnostics(plan: StrategyPlan, signals: Signals, trades: np.ndarray) -> dict[str, dict[str, tuple]]:
+    """Columnar diagnostics of every trade, without building dicts.
+
+    For each node: {comparison path: (lhs values, rhs values, results)} at the bars where the
+    node fired for a trade (entries at their signal bars, exit nodes at theirs). The dict
+    form (`ResultBuilder.node_events`) is made from the same arrays, a day at a time.
+    """
+
+    def gather(cond, idx: np.ndarray) -> dict[str, tuple]:
+        out = {}
+        for cmp in cond.comparisons():
+            lhs, rhs = signals.lhs[cmp.path], signals.rhs[cmp.path]
+            out[cmp.path] = (lhs[idx] if np.ndim(lhs) else np.full(len(idx), lhs),
+                             rhs[idx] if np.ndim(rhs) else np.full(len(idx), rhs), signals.results[cmp.path][idx])
+        return out
+
+    table: dict[str, dict[str, tuple]] = {}
+    for k, e in enumerate(plan.entries):
+        table[e.id] = gather(e.when, trades["entry_signal_bar"][trades["node"] == k])
+    by_signal = trades["exit_reason"] == records.EXIT_SIGNAL
+    for x, ex in enumerate(plan.exits):
+        table[ex.id] = gather(ex.when, trades["exit_signal_bar"][by_signal & (trades["exit_node"] == x)])
+    return table

@@ -1,0 +1,162 @@
+"""Gateway figures for `make bench`: SSE throughput, 200 concurrent SSE clients, unary overhead.
+
+The engine and the gateway run as separate processes (as deployed); the clients run here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RSI = REPO / "examples" / "strategies" / "rsi_reversion.json"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, timeout: float = 120.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not become ready")
+
+
+def run(data_dir: Path) -> dict:
+    grpc_port, http_port = _free_port(), _free_port()
+    (REPO / "bench-out").mkdir(exist_ok=True)
+    store = Path(tempfile.mkdtemp(prefix="gw-store-", dir=REPO / "bench-out"))
+    env = {**os.environ, "HINDSIGHT_GRPC_ADDR": f"127.0.0.1:{grpc_port}", "HINDSIGHT_DATA_DIR": str(data_dir),
+           "HINDSIGHT_STORE_DIR": str(store), "HINDSIGHT_HTTP_ADDR": f"127.0.0.1:{http_port}",
+           "HINDSIGHT_ENGINE_ADDR": f"127.0.0.1:{grpc_port}", "HINDSIGHT_LOG_LEVEL": "warning",
+           "HINDSIGHT_MAX_QUEUED": "512"}
+    procs = [subprocess.Popen([sys.executable, "-m", "services.cli", name], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name in ("engine", "gateway")]
+    try:
+        _wait_http(f"http://127.0.0.1:{http_port}/readyz")
+        return asyncio.run(_measure(f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}"))
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(store, ignore_errors=True)
+
+
+async def _start(client, base: str, a: str, b: str, **kw) -> dict:
+    body = {"strategy": json.loads(RSI.read_text()), "strategy_id": "bench", "symbol": "SIM-NIFTY",
+            "start_date": a, "end_date": b, **kw}
+    r = await client.post(f"{base}/api/v1/backtests", json=body)
+    r.raise_for_status()
+    return r.json()
+
+
+def _parse_sse(raw: bytes) -> list[tuple[str, str, str]]:
+    """(id, event, data) of every event in an SSE byte stream (comments and retry skipped)."""
+    out = []
+    for block in raw.split(b"\n\n"):
+        fields = {"id": "", "event": "", "data": ""}
+        for line in block.split(b"\n"):
+            if line.startswith(b":") or not line:
+                continue
+            key, _, value = line.decode().partition(":")
+            if key in fields:
+                fields[key] = value[1:] if value.startswith(" ") else value
+        if fields["id"]:
+            out.append((fields["id"], fields["event"], fields["data"]))
+    return out
+
+
+async def _sse_bytes(client, url: str) -> bytes:
+    chunks = []
+    async with client.stream("GET", url, headers={"Accept": "text/event-stream"}) as r:
+        r.raise_for_status()
+        async for chunk in r.aiter_raw():
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _measure(base: str, grpc_target: str) -> dict:
+    import grpc
+    import httpx
+
+    from hindsight.v1 import backtest_service_pb2 as pb
+    from hindsight.v1 import backtest_service_pb2_grpc as pb_grpc
+
+    out: dict = {}
+    limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(120.0), limits=limits) as client:
+        # 1. SSE throughput: a stored stream with a tick per bar, replayed through the gateway.
+        big = await _start(client, base, "2024-01-01", "2024-03-31", tick_interval=1)
+        url = f"{base}{big['stream_url']}"
+        await _sse_bytes(client, url)  # wait for the run to finish (and warm every path)
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            raw = await _sse_bytes(client, url)
+            best = min(best, time.perf_counter() - t0)
+        n = len(_parse_sse(raw))
+        out["sse_events"] = n
+        out["sse_events_per_s"] = n / best
+
+        # 2. 200 EventSource-style clients on one running backtest.
+        run = await _start(client, base, "2024-01-01", "2024-06-30")
+        url = f"{base}{run['stream_url']}"
+        t0 = time.perf_counter()
+        streams = await asyncio.gather(*[_sse_bytes(client, url) for _ in range(200)])
+        out["sse_200_s"] = time.perf_counter() - t0
+        digests = {hashlib.sha256(json.dumps(_parse_sse(s)).encode()).hexdigest() for s in streams}
+        events = _parse_sse(streams[0])
+        out["sse_200_events_each"] = len(events)
+        out["sse_200_identical"] = len(digests) == 1 and events[-1][1] == "backtest_completed" and \
+            [int(e[0]) for e in events] == list(range(1, len(events) + 1))
+
+        # 3. Gateway overhead on GetBacktest: p50 through HTTP minus p50 direct over gRPC.
+        bid = run["backtest_id"]
+        http_times, grpc_times = [], []
+        for _ in range(50):
+            await client.get(f"{base}/api/v1/backtests/{bid}?omit_days=true")
+        for _ in range(400):
+            t0 = time.perf_counter()
+            r = await client.get(f"{base}/api/v1/backtests/{bid}?omit_days=true")
+            http_times.append(time.perf_counter() - t0)
+            r.raise_for_status()
+        async with grpc.aio.insecure_channel(grpc_target) as ch:
+            stub = pb_grpc.BacktestServiceStub(ch)
+            req = pb.GetBacktestRequest(backtest_id=bid, omit_days=True)
+            for _ in range(50):
+                await stub.GetBacktest(req)
+            for _ in range(400):
+                t0 = time.perf_counter()
+                await stub.GetBacktest(req)
+                grpc_times.append(time.perf_counter() - t0)
+        out["get_http_ms_p50"] = statistics.median(http_times) * 1e3
+        out["get_grpc_ms_p50"] = statistics.median(grpc_times) * 1e3
+        out["get_overhead_ms_p50"] = out["get_http_ms_p50"] - out["get_grpc_ms_p50"]
+    import resource
+
+    out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return out
