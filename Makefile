@@ -24,14 +24,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
-# swagger-ui-dist (/docs), lightweight-charts (dashboard), buf (proto lint). --ignore-scripts:
+# swagger-ui-dist (/docs), lightweight-charts (dashboard), buf (proto lint). `npm install`, not
+# `npm ci`: the registry here lists only some platforms of buf's optional binaries, which
+# `npm ci` rejects as an out-of-sync lock. --ignore-scripts:
 # nothing here needs an install script, and one dependency's is telemetry.
 $(NODE_STAMP): package.json package-lock.json
-	npm ci --ignore-scripts --no-audit --no-fund
+	npm install --ignore-scripts --no-save --no-audit --no-fund
 	@touch $(NODE_STAMP)
 
 $(CLIENT_STAMP): $(CLIENT_DIR)/package.json $(CLIENT_DIR)/package-lock.json
-	cd $(CLIENT_DIR) && npm ci --ignore-scripts --no-audit --no-fund
+	cd $(CLIENT_DIR) && npm install --ignore-scripts --no-save --no-audit --no-fund
 	@touch $(CLIENT_STAMP)
 
 node-client: $(CLIENT_STAMP)
