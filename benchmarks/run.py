@@ -147,23 +147,10 @@ def section_perbar(args) -> dict:
 
     warnings.filterwarnings("ignore")
     from backtesting import Backtest as BtpBacktest
-    from backtesting import Strategy
-    from backtesting.lib import crossover
 
-    def sma(values, n):
-        return pd.Series(values).rolling(n).mean()
+    from benchmarks.peers import backtesting_sma_cross
 
-    class SmaCross(Strategy):
-        def init(self):
-            self.sma1 = self.I(sma, self.data.Close, 10)
-            self.sma2 = self.I(sma, self.data.Close, 20)
-
-        def next(self):
-            if crossover(self.sma1, self.sma2):
-                self.buy()
-            elif crossover(self.sma2, self.sma1):
-                self.sell()
-
+    SmaCross = backtesting_sma_cross()
     df = bars.to_frame().tz_localize(None)
     df.columns = ["Open", "High", "Low", "Close", "Volume"]
     t0 = time.perf_counter()

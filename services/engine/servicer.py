@@ -7,9 +7,7 @@ violations for INVALID_ARGUMENT, ErrorInfo + RetryInfo for RESOURCE_EXHAUSTED.
 from __future__ import annotations
 
 import asyncio
-import csv
 import hashlib
-import io
 import json
 from datetime import date
 from typing import AsyncIterator, Iterable
@@ -17,14 +15,14 @@ from typing import AsyncIterator, Iterable
 import grpc
 from google.api import httpbody_pb2
 from google.protobuf import any_pb2, duration_pb2, json_format
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from hindsight.v1 import backtest_service_pb2 as pb
 from hindsight.v1 import backtest_service_pb2_grpc as pb_grpc
 from hindsight.v1 import results_pb2
 
-from services.engine.core.backtest import RunSettings, day_int
+from services.engine.core.backtest import RunSettings
 from services.engine.core.catalog import Catalog
 from services.engine.core.spec import Problem, SpecError, compile_strategy
 from services.engine.hub import StreamHub
@@ -353,50 +351,38 @@ class BacktestServicer(pb_grpc.BacktestServiceServicer):
         return detail
 
     async def DownloadDay(self, request: pb.DownloadDayRequest, context) -> AsyncIterator[httpbody_pb2.HttpBody]:
-        try:
+        def chunks():
             day = self._day(request.backtest_id, request.date)
-            chunks = self.store.day_archive(request.backtest_id, day, chunk_size=ZIP_CHUNK)
-        except RpcError as err:
-            await _abort(context, err)
-            return
-        except NotFound as exc:
-            await _abort(context, RpcError(grpc.StatusCode.NOT_FOUND, str(exc)))
-            return
-        async for body in _zip_bodies(chunks):
+            return self.store.day_archive(request.backtest_id, day, chunk_size=ZIP_CHUNK)
+
+        async for body in _zip_response(context, chunks):
             yield body
 
     async def DownloadBacktest(self, request: pb.DownloadBacktestRequest, context) -> AsyncIterator[httpbody_pb2.HttpBody]:
-        try:
+        def chunks():
             rec = self._record(request.backtest_id)
-            job = self.jobs.job(rec.backtest_id)
+            bid = rec.backtest_id
+            job = self.jobs.job(bid)
             if job is not None and job.terminal_id is None:
                 raise RpcError(grpc.StatusCode.FAILED_PRECONDITION,
-                               f"backtest '{rec.backtest_id}' is still {job.status}: download it when it has ended "
+                               f"backtest '{bid}' is still {job.status}: download it when it has ended "
                                f"(or download finished days with DownloadDay)")
             try:
-                meta = self.store.read_metadata(rec.backtest_id)
+                meta = self.store.read_metadata(bid)
             except (NotFound, FileNotFoundError):
-                meta = {"backtest_id": rec.backtest_id, "status": rec.status}
-            bid = rec.backtest_id
+                meta = {"backtest_id": bid, "status": rec.status}
             days = self.store.list_days(bid)
 
             def trade_rows():
                 for d in days:
                     trades, _ = self.store.read_day(bid, d)
                     for t in trades.get("trades", []):
-                        row = dict(t)
-                        row["date"] = d
-                        yield row
+                        yield {**t, "date": d}
 
-            chunks = self.store.backtest_archive(bid, meta, trade_rows(), meta.get("daily_summaries") or [],
-                                                 chunk_size=ZIP_CHUNK)
-        except RpcError as err:
-            await _abort(context, err)
-            return
-        except NotFound as exc:
-            await _abort(context, RpcError(grpc.StatusCode.NOT_FOUND, str(exc)))
-            return
-        async for body in _zip_bodies(chunks):
+            return self.store.backtest_archive(bid, meta, trade_rows(), meta.get("daily_summaries") or [],
+                                               chunk_size=ZIP_CHUNK)
+
+        async for body in _zip_response(context, chunks):
             yield body
 
     # --- strategies, datasets ------------------------------------------------------------
@@ -417,6 +403,20 @@ class BacktestServicer(pb_grpc.BacktestServiceServicer):
             last_date=str(d.last_date), bars=d.bars, timezone=d.timezone, calendar=d.calendar) for d in infos])
 
 
+async def _zip_response(context, make_chunks) -> AsyncIterator[httpbody_pb2.HttpBody]:
+    """Check the request (errors become statuses before any byte), then stream the ZIP."""
+    try:
+        chunks = make_chunks()
+    except RpcError as err:
+        await _abort(context, err)
+        return
+    except NotFound as exc:
+        await _abort(context, RpcError(grpc.StatusCode.NOT_FOUND, str(exc)))
+        return
+    async for body in _zip_bodies(chunks):
+        yield body
+
+
 async def _zip_bodies(chunks) -> AsyncIterator[httpbody_pb2.HttpBody]:
     """ZIP chunks as HttpBody messages; chunks are produced off the event loop."""
     it = iter(chunks)
@@ -427,5 +427,3 @@ async def _zip_bodies(chunks) -> AsyncIterator[httpbody_pb2.HttpBody]:
             return
         yield httpbody_pb2.HttpBody(content_type="application/zip", data=chunk)
 
-
-__all__ = ["BacktestServicer", "SERVICE_NAME", "RpcError", "code_pb2", "io", "csv", "day_int"]

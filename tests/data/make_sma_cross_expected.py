@@ -28,23 +28,14 @@ def make_prices(n: int = 600, seed: int = 7) -> pd.DataFrame:
 
 
 def main() -> None:
-    from backtesting import Backtest, Strategy
-    from backtesting.lib import crossover
+    import sys
 
-    def sma(values, n):
-        return pd.Series(values).rolling(n).mean()
+    sys.path.insert(0, str(HERE.parents[1]))
+    from backtesting import Backtest
 
-    class SmaCross(Strategy):
-        def init(self):
-            self.sma1 = self.I(sma, self.data.Close, 10)
-            self.sma2 = self.I(sma, self.data.Close, 20)
+    from benchmarks.peers import backtesting_sma_cross
 
-        def next(self):
-            if crossover(self.sma1, self.sma2):
-                self.buy()
-            elif crossover(self.sma2, self.sma1):
-                self.sell()
-
+    SmaCross = backtesting_sma_cross()
     df = make_prices()
     df.to_csv(HERE / "daily_ohlc.csv", date_format="%Y-%m-%d")
     stats = Backtest(df, SmaCross, cash=100_000, commission=0.002, exclusive_orders=True).run()
