@@ -53,6 +53,7 @@ def new_backtest_id() -> str:
 class Job:
     backtest_id: str
     caller: str
+    strategy_id: str
     config: pb.BacktestConfig
     plan: StrategyPlan
     settings: RunSettings
@@ -191,7 +192,7 @@ class JobManager:
                                 f"{self.settings.max_queued}); retry when some have finished")
             bid = new_backtest_id()
             now = time.time()
-            job = Job(bid, caller, config, plan, settings, total_days, now)
+            job = Job(bid, caller, strategy_id, config, plan, settings, total_days, now)
             self.store.create(BacktestRecord(
                 backtest_id=bid, strategy_id=strategy_id, created_at=now, status=QUEUED, caller=caller,
                 request_id=request_id, symbol=config.symbol, start_date=config.start_date,
@@ -360,7 +361,7 @@ class JobManager:
         """metadata.json and the index row, after the terminal event is in the log."""
         meta = {
             "backtest_id": job.backtest_id,
-            "strategy_id": self.store.get(job.backtest_id).strategy_id if self.store.get(job.backtest_id) else "",
+            "strategy_id": job.strategy_id,
             "status": job.status,
             "config": json_format.MessageToDict(job.config, preserving_proto_field_name=True),
             "total_days": job.total_days,
