@@ -160,54 +160,6 @@ def _stop_nb(p, nd, o, h, lo, atr_prev):
     return -1, np.nan
 
 
-@njit(cache=True, nogil=True)
-def _fill_orders_nb(raw, bar, mark, allow_entries, pos, nodes, book, stop_atr, commission, slippage,
-                    trades, k, cash, n_open):
-    """Fill every waiting order at raw price in bar `bar`: exits first, then entries in node
-    order (a reversing entry first closes the opposite side's positions of other nodes).
-    Equity-percent sizes mark other positions at `mark`. Returns (k, cash, n_open)."""
-    E = pos.shape[0]
-    for e in range(E):
-        b = book[e]
-        if b.exit_reason != _NO_ORDER and pos[e].qty != 0.0:
-            cash += _close_nb(pos[e], b, trades[k], e, raw, bar, b.exit_bar, b.exit_reason,
-                              b.exit_node, commission, slippage)
-            k += 1
-            n_open -= 1
-        b.exit_reason = _NO_ORDER
-    for e in range(E):
-        b = book[e]
-        signal_bar = b.entry_bar
-        if signal_bar == _NO_ORDER:
-            continue
-        b.entry_bar = _NO_ORDER
-        if not allow_entries:
-            continue
-        nd = nodes[e]
-        if nd.reverse:
-            for f in range(E):
-                q = pos[f]
-                if f != e and q.qty != 0.0 and q.side == -nd.side:
-                    cash += _close_nb(q, book[f], trades[k], f, raw, bar, signal_bar, EXIT_REVERSE, e,
-                                      commission, slippage)
-                    k += 1
-                    n_open -= 1
-        price = raw * (1.0 + nd.side * slippage)
-        if nd.qty_mode == QTY_EQUITY_PCT:
-            free = cash
-            for f in range(E):
-                q = pos[f]
-                if q.qty != 0.0:
-                    free += q.side * q.qty * (mark - q.entry_price) - q.qty * q.entry_price
-            qty = np.floor(free * nd.qty_value / 100.0 / (price * (1.0 + commission)))
-        else:
-            qty = nd.qty_value
-        if qty > 0.0:  # a size of 0 (or NaN) skips the entry: nothing opens, nothing counts
-            cash -= _open_nb(pos[e], nd, b, price, qty, bar, signal_bar, stop_atr[signal_bar, e], commission)
-            n_open += 1
-    return k, cash, n_open
-
-
 # ---- the kernel -------------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
 def run_nb(open_, high, low, close, day, square_off, entry_signal, exit_signal, exit_targets,
@@ -221,7 +173,8 @@ def run_nb(open_, high, low, close, day, square_off, entry_signal, exit_signal, 
     _OPEN, _PENDING), floats float64[1] (cash).
     Per bar: waiting orders fill at the open; square-off at the open; stops; at the close
     max_bars, exit nodes, then entries (filled there, or left for the next open); the
-    intraday day-end close; equity. Returns (trade count, next bar): next bar < stop when
+    intraday day-end close; equity. Quiet bars (nothing of that can happen) take a fast path
+    that only marks equity, with the same bits. Returns (trade count, next bar): next bar < stop when
     fewer than 2E trade slots were free at a bar boundary (grow `trades`, call again).
     """
     n = close.shape[0]
@@ -235,6 +188,83 @@ def run_nb(open_, high, low, close, day, square_off, entry_signal, exit_signal, 
     cash = floats[0]
     i = start
     while i < stop and k <= room:
+        # Fast path: a stretch of quiet bars only marks equity. A bar is quiet when it is of
+        # the current day, nothing waits for its open, it is no square-off bar nor (intraday,
+        # positions open) a day's last bar, no entry signal fires and, positions open, no exit
+        # signal; and no open position has stops or max_bars. It is written out here, not in
+        # a helper: every array handed to a numba function costs an atomic incref/decref pair.
+        if not pending and day[i] == cur_day:
+            # Up to two open positions are held in scalars; more are read from the records.
+            # Equity sums as step 5 does: cash, then each open position in node order.
+            quiet = True
+            e0 = -1
+            sq0 = 0.0
+            ep0 = 0.0
+            sq1 = 0.0
+            ep1 = 0.0
+            if n_open > 0:
+                for e in range(E):
+                    p = pos[e]
+                    if p.qty != 0.0:
+                        nd = nodes[e]
+                        if nd.has_stops or nd.max_bars > 0:
+                            quiet = False
+                            break
+                        if e0 < 0:
+                            e0 = e
+                            sq0 = p.side * p.qty
+                            ep0 = p.entry_price
+                        else:
+                            sq1 = p.side * p.qty
+                            ep1 = p.entry_price
+            if quiet:
+                check_exits = n_open > 0 and X > 0
+                day_end = intraday and n_open > 0
+                j = i
+                while j < stop:
+                    if day[j] != cur_day:
+                        break
+                    if intraday:
+                        if square_off[j]:
+                            break
+                        if day_end and (j + 1 >= n or day[j + 1] != cur_day):
+                            break
+                    busy = False
+                    for e in range(E):
+                        if entry_signal[j, e]:
+                            busy = True
+                            break
+                    if check_exits and not busy:
+                        for x in range(X):
+                            if exit_signal[j, x]:
+                                busy = True
+                                break
+                    if busy:
+                        break
+                    c = close[j]
+                    if n_open == 0:
+                        equity[j] = cash
+                    elif n_open == 1:
+                        equity[j] = cash + sq0 * (c - ep0)
+                    elif n_open == 2:
+                        equity[j] = cash + sq0 * (c - ep0) + sq1 * (c - ep1)
+                    else:
+                        eq = cash
+                        for e in range(E):
+                            p = pos[e]
+                            if p.qty != 0.0:
+                                eq += p.side * p.qty * (c - p.entry_price)
+                        equity[j] = eq
+                    j += 1
+                if j > i:
+                    # bars_held as step 4 leaves it after bar j - 1.
+                    if n_open > 0:
+                        for e in range(E):
+                            p = pos[e]
+                            if p.qty != 0.0:
+                                p.bars_held = j - p.entry_bar
+                    i = j
+                    continue
         d = day[i]
         if d != cur_day:
             cur_day = d
@@ -243,86 +273,134 @@ def run_nb(open_, high, low, close, day, square_off, entry_signal, exit_signal, 
                 book[e].day_entries = 0
                 if intraday:
                     book[e].entry_bar = _NO_ORDER
-        # 1. Orders from the previous close fill at this open.
-        if pending:
-            allow = not (intraday and (squared or square_off[i]))
-            mark = close[i - 1] if i > 0 else open_[i]
-            k, cash, n_open = _fill_orders_nb(open_[i], i, mark, allow, pos, nodes, book, stop_atr,
-                                              commission, slippage, trades, k, cash, n_open)
-            pending = False
-        # 2. Square-off at this open.
-        if intraday and square_off[i]:
-            squared = True
-            for e in range(E):
-                if pos[e].qty != 0.0:
-                    cash += _close_nb(pos[e], book[e], trades[k], e, open_[i], i, i, EXIT_SQUARE_OFF,
-                                      -1, commission, slippage)
-                    k += 1
-                    n_open -= 1
-        # 3. Stops inside the bar.
-        if n_open > 0:
-            for e in range(E):
-                p = pos[e]
-                if p.qty != 0.0 and nodes[e].has_stops:
-                    atr_prev = stop_atr[i - 1, e] if i > 0 else np.nan
-                    reason, raw = _stop_nb(p, nodes[e], open_[i], high[i], low[i], atr_prev)
-                    if reason >= 0:
-                        cash += _close_nb(p, book[e], trades[k], e, raw, i, i, reason, -1,
-                                          commission, slippage)
+        # Orders fill at two points of a bar, with one copy of the fill code (inlined: a
+        # helper would cost an incref/decref pair per array per call): stage 0 is the open
+        # (orders from the previous close, step 1), stage 1 the close (fill_at_close, after
+        # step 4). Steps 2-4 run between the two.
+        fill = pending
+        pending = False
+        raw = open_[i]
+        mark = close[i - 1] if i > 0 else raw
+        allow = not (intraday and (squared or square_off[i]))
+        for stage in range(2):
+            if fill:
+                # Every waiting order fills at raw: exits first, then entries in node order
+                # (a reversing entry first closes the opposite side's positions of other
+                # nodes). Equity-percent sizes mark other positions at `mark`.
+                for e in range(E):
+                    b = book[e]
+                    if b.exit_reason != _NO_ORDER and pos[e].qty != 0.0:
+                        cash += _close_nb(pos[e], b, trades[k], e, raw, i, b.exit_bar, b.exit_reason,
+                                          b.exit_node, commission, slippage)
                         k += 1
                         n_open -= 1
-        # 4. Signals at the close: max_bars, exit nodes, entries.
-        orders = False
-        if n_open > 0:
-            for e in range(E):
-                p = pos[e]
-                if p.qty != 0.0:
-                    p.bars_held = i - p.entry_bar + 1
-                    max_bars = nodes[e].max_bars
-                    if max_bars > 0 and p.bars_held >= max_bars:
-                        b = book[e]
-                        b.exit_reason = EXIT_MAX_BARS
-                        b.exit_node = -1
-                        b.exit_bar = i
-                        orders = True
-            for x in range(X):
-                if exit_signal[i, x]:
-                    for e in range(E):
-                        b = book[e]
-                        if exit_targets[x, e] and pos[e].qty != 0.0 and b.exit_reason == _NO_ORDER:
-                            b.exit_reason = EXIT_SIGNAL
-                            b.exit_node = x
+                    b.exit_reason = _NO_ORDER
+                for e in range(E):
+                    b = book[e]
+                    signal_bar = b.entry_bar
+                    if signal_bar == _NO_ORDER:
+                        continue
+                    b.entry_bar = _NO_ORDER
+                    if not allow:
+                        continue
+                    nd = nodes[e]
+                    if nd.reverse:
+                        for f in range(E):
+                            q = pos[f]
+                            if f != e and q.qty != 0.0 and q.side == -nd.side:
+                                cash += _close_nb(q, book[f], trades[k], f, raw, i, signal_bar, EXIT_REVERSE,
+                                                  e, commission, slippage)
+                                k += 1
+                                n_open -= 1
+                    price = raw * (1.0 + nd.side * slippage)
+                    if nd.qty_mode == QTY_EQUITY_PCT:
+                        free = cash
+                        for f in range(E):
+                            q = pos[f]
+                            if q.qty != 0.0:
+                                free += q.side * q.qty * (mark - q.entry_price) - q.qty * q.entry_price
+                        qty = np.floor(free * nd.qty_value / 100.0 / (price * (1.0 + commission)))
+                    else:
+                        qty = nd.qty_value
+                    if qty > 0.0:  # a size of 0 (or NaN) skips the entry: nothing opens, nothing counts
+                        # The ATR only matters to stops (else a cold load: the signal bar is far).
+                        atr = stop_atr[signal_bar, e] if nd.has_stops else np.nan
+                        cash -= _open_nb(pos[e], nd, b, price, qty, i, signal_bar, atr, commission)
+                        n_open += 1
+            if stage == 1:
+                break
+            # 2. Square-off at this open.
+            if intraday and square_off[i]:
+                squared = True
+                for e in range(E):
+                    if pos[e].qty != 0.0:
+                        cash += _close_nb(pos[e], book[e], trades[k], e, open_[i], i, i, EXIT_SQUARE_OFF,
+                                          -1, commission, slippage)
+                        k += 1
+                        n_open -= 1
+            # 3. Stops inside the bar.
+            if n_open > 0:
+                for e in range(E):
+                    p = pos[e]
+                    if p.qty != 0.0 and nodes[e].has_stops:
+                        atr_prev = stop_atr[i - 1, e] if i > 0 else np.nan
+                        reason, stop_raw = _stop_nb(p, nodes[e], open_[i], high[i], low[i], atr_prev)
+                        if reason >= 0:
+                            cash += _close_nb(p, book[e], trades[k], e, stop_raw, i, i, reason, -1,
+                                              commission, slippage)
+                            k += 1
+                            n_open -= 1
+            # 4. Signals at the close: max_bars, exit nodes, entries.
+            orders = False
+            if n_open > 0:
+                for e in range(E):
+                    p = pos[e]
+                    if p.qty != 0.0:
+                        p.bars_held = i - p.entry_bar + 1
+                        max_bars = nodes[e].max_bars
+                        if max_bars > 0 and p.bars_held >= max_bars:
+                            b = book[e]
+                            b.exit_reason = EXIT_MAX_BARS
+                            b.exit_node = -1
                             b.exit_bar = i
                             orders = True
-        # Entries are decided before any of them fills: a node whose position another node's
-        # reversal closes in this step does not enter again in it.
-        for e in range(E):
-            if not entry_signal[i, e]:
-                continue
-            b = book[e]
-            if pos[e].qty != 0.0 and b.exit_reason == _NO_ORDER:
-                continue
-            last_of_day = i + 1 >= n or day[i + 1] != d
-            if intraday:
-                # No entry at or after the square-off bar, on a day's last bar, nor one that
-                # would fill at the next open when that open is the square-off.
-                if squared or last_of_day or (not fill_at_close and square_off[i + 1]):
+                for x in range(X):
+                    if exit_signal[i, x]:
+                        for e in range(E):
+                            b = book[e]
+                            if exit_targets[x, e] and pos[e].qty != 0.0 and b.exit_reason == _NO_ORDER:
+                                b.exit_reason = EXIT_SIGNAL
+                                b.exit_node = x
+                                b.exit_bar = i
+                                orders = True
+            # Entries are decided before any of them fills: a node whose position another
+            # node's reversal closes in this step does not enter again in it.
+            for e in range(E):
+                if not entry_signal[i, e]:
                     continue
-            # Limits count the entries of the day the order fills in.
-            count = 0 if (not fill_at_close and last_of_day) else b.day_entries
-            nd = nodes[e]
-            if nd.max_per_day > 0 and count >= nd.max_per_day:
-                continue
-            if nd.max_re_entries >= 0 and count > nd.max_re_entries:
-                continue
-            b.entry_bar = i
-            orders = True
-        if orders:
-            if fill_at_close:
-                k, cash, n_open = _fill_orders_nb(close[i], i, close[i], True, pos, nodes, book, stop_atr,
-                                                  commission, slippage, trades, k, cash, n_open)
-            else:
-                pending = True
+                b = book[e]
+                if pos[e].qty != 0.0 and b.exit_reason == _NO_ORDER:
+                    continue
+                last_of_day = i + 1 >= n or day[i + 1] != d
+                if intraday:
+                    # No entry at or after the square-off bar, on a day's last bar, nor one
+                    # that would fill at the next open when that open is the square-off.
+                    if squared or last_of_day or (not fill_at_close and square_off[i + 1]):
+                        continue
+                # Limits count the entries of the day the order fills in.
+                count = 0 if (not fill_at_close and last_of_day) else b.day_entries
+                nd = nodes[e]
+                if nd.max_per_day > 0 and count >= nd.max_per_day:
+                    continue
+                if nd.max_re_entries >= 0 and count > nd.max_re_entries:
+                    continue
+                b.entry_bar = i
+                orders = True
+            fill = orders and fill_at_close
+            pending = orders and not fill_at_close
+            raw = close[i]
+            mark = raw
+            allow = True
         # A square-off day that ends before its square-off bar closes at its last close.
         if intraday and n_open > 0 and (i + 1 >= n or day[i + 1] != d):
             for e in range(E):

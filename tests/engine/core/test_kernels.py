@@ -276,6 +276,56 @@ def test_bars_held_is_tracked_on_open_positions():
     assert state.positions[0]["bars_held"] == 4  # entered at bar 2's open; bars 2..5
 
 
+
+@pytest.mark.parametrize("seed", range(12))
+def test_quiet_bars_fast_path_equals_the_full_step(seed):
+    """Long stretches with positions open and nothing to do take the kernel's fast path; a
+    max_bars that never fires keeps every such bar on the full step. Trades, equity (bit for
+    bit), positions (bars_held included) and chunked runs must agree."""
+    rng = np.random.default_rng(seed)
+    E = 1 + seed % 3
+    days = rng.integers(20, 120, 6)
+    n = int(days.sum())
+    close = 100 + np.cumsum(rng.normal(0, 1, n))
+    open_ = np.r_[100.0, close[:-1]] + rng.normal(0, 0.3, n)
+    day = np.repeat(np.arange(len(days)), days)
+    intraday = bool(seed % 2)
+    # Square-off bars late in the day (or none: past the day's end), so that positions live.
+    so = [int(s) + int(d) - int(rng.integers(-2, 6)) for s, d in zip(np.r_[0, np.cumsum(days)[:-1]], days)]
+    kw = dict(close=close, open=open_, day=day, intraday=intraday, square_off=[b for b in so if 0 <= b < n],
+              entries=[np.flatnonzero(rng.random(n) < 0.02) for _ in range(E)],
+              exits=[np.flatnonzero(rng.random(n) < 0.005)], targets=rng.random((1, E)) < 0.7,
+              fill_at_close=bool(seed % 4 >= 2), commission=0.0005, slippage=0.001)
+
+    def nodes(max_bars):
+        return [node(side=int(rng_n.choice([LONG, SHORT])), qty=float(rng_n.choice([1.0, 3.0, 30.0])),
+                     qty_mode=int(rng_n.integers(0, 2)), reverse=bool(rng_n.integers(0, 2)), max_bars=max_bars)
+                for _ in range(E)]
+
+    rng_n = np.random.default_rng(seed)
+    fast = build(**kw, nodes=nodes(0))
+    rng_n = np.random.default_rng(seed)
+    slow = build(**kw, nodes=nodes(10**12))
+    cuts = sorted({0, n, *rng.integers(0, n, 4).tolist()})
+    for bounds in ([0, n], cuts):
+        states = []
+        for inp in (fast, slow):
+            inp.equity[:] = np.nan
+            state = kernels.new_state(E, 100 * CAPITAL, trade_capacity=1)
+            parts = [kernels.run_chunk(inp, state, a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+            before_close = (state.positions.copy(), state.cash, state.open_count)
+            parts.append(kernels.close_all(inp, state, n - 1))
+            states.append((np.concatenate(parts), *before_close))
+        (t1, p1, c1, o1), (t2, p2, c2, o2) = states
+        assert t1.tobytes() == t2.tobytes()
+        assert p1.tobytes() == p2.tobytes() and c1 == c2 and o1 == o2
+        # Positions were open over long stretches (the fast path's case), on several days.
+        held = (t1["exit_bar"] - t1["entry_bar"]).sum()
+        assert held > n // 8 and len(np.unique(day[t1["entry_bar"]])) >= 2
+        np.testing.assert_array_equal(fast.equity, slow.equity)
+        assert not np.isnan(fast.equity).any()
+
+
 # ---- square-off -------------------------------------------------------------------------------
 #   day 0: bars 0-4, square-off bar 3;  day 1: bars 5-7, no square-off bar;  day 2: 8-11, bar 10
 SO = dict(close=100.0 + np.arange(12), open=99.5 + np.arange(12),
