@@ -1,13 +1,14 @@
 """The gateway application: `build_app()` for tests and embedding, `serve()` and `main()` to run it.
 
 Routes are data: one `BindingRoute` per `google.api.http` rule, plus /healthz, /readyz,
-/openapi.json and /docs. Nothing happens at import time.
+/openapi.json, /docs and the dashboard's static files (/ and /ui/…). Nothing happens at import time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import re
@@ -16,6 +17,7 @@ import sys
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -27,7 +29,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -93,6 +95,7 @@ def build_app(target: str | grpc.aio.Channel | None = None, *, settings: Gateway
     ]
     if settings.docs_dir is not None:
         routes.append(Mount("/docs/assets", app=StaticFiles(directory=settings.docs_dir)))
+    routes.extend(_dashboard_routes())
     routes.extend(_binding_routes(bindings, engine, settings))
 
     middleware = [Middleware(RequestContextMiddleware)]
@@ -196,6 +199,48 @@ async def _readiness(engine: Engine, services: Sequence[str], settings: GatewayS
     body = {"status": "SERVING" if ready else "NOT_SERVING", "engine": engine.target, "services": statuses}
     headers = {} if ready else {"retry-after": str(settings.retry_after_s)}
     return Response(dumps(body), status_code=200 if ready else 503, media_type="application/json", headers=headers)
+
+
+# ---- the dashboard: static files, nothing generated from the protos ----------------------------
+
+_STATIC_DIR = Path(__file__).resolve().parent / "static"
+_EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples" / "strategies"
+# Where `make setup` installs the charting library (npm `lightweight-charts`). The page says so
+# when it is missing and works without charts.
+_CHARTS_DIR = Path(__file__).resolve().parents[2] / "node_modules" / "lightweight-charts" / "dist"
+
+
+def _dashboard_routes() -> list[BaseRoute]:
+    """`/` (the page), `/ui/strategies.json` (the example strategies, read per request),
+    `/ui/vendor/…` (the charting library) and `/ui/…` (the page's own files)."""
+
+    async def index(request: Request) -> Response:
+        # no-cache: revalidate (ETag) on every load, so an upgraded gateway never serves a stale page.
+        return FileResponse(_STATIC_DIR / "index.html", media_type="text/html; charset=utf-8",
+                            headers={"cache-control": "no-cache"})
+
+    async def strategies(request: Request) -> Response:
+        return JSONResponse({"strategies": _example_strategies()})
+
+    # check_dir=False: a missing folder answers 404 per request instead of failing start-up.
+    return [
+        Route("/", index, methods=["GET"]),
+        Route("/ui/strategies.json", strategies, methods=["GET"]),
+        Mount("/ui/vendor", app=StaticFiles(directory=_CHARTS_DIR, check_dir=False)),
+        Mount("/ui", app=StaticFiles(directory=_STATIC_DIR, check_dir=False)),
+    ]
+
+
+def _example_strategies() -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for path in sorted(_EXAMPLES_DIR.glob("*.json")) if _EXAMPLES_DIR.is_dir() else ():
+        try:
+            strategy = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            logger.warning("skipping example strategy %s: %s", path.name, exc)
+            continue
+        out.append({"file": path.name, "name": strategy.get("name") or path.stem, "strategy": strategy})
+    return out
 
 
 def _docs_page(root: str) -> str:

@@ -1,0 +1,229 @@
+// The dashboard: start or open a backtest, follow its event stream, draw it once per frame.
+//
+// Events only update the RunState (cheap); the DOM and the charts are updated in one
+// requestAnimationFrame callback from the changes collected since the last one, so the page
+// keeps up with thousands of events a second.
+
+import { api } from './api.js';
+import { Calendar } from './calendar.js';
+import { MetricCards } from './cards.js';
+import { Charts, chartsAvailable, MISSING_MESSAGE } from './charts.js';
+import { Diagnostics } from './diagnostics.js';
+import { $, el, fmtDuration, fmtMoney, fmtSigned, signClass, statusName, timeOfDay } from './dom.js';
+import { RunForm } from './form.js';
+import { RunState } from './run.js';
+import { RunsList } from './runs.js';
+import { BacktestStream } from './stream.js';
+import { TradesTable } from './trades.js';
+
+const charts = new Charts({ equity: $('chart-equity'), drawdown: $('chart-drawdown'), daily: $('chart-daily') });
+const cards = new MetricCards($('cards'));
+const calendar = new Calendar($('calendar'), (date) => selectDay(date));
+const trades = new TradesTable($('trades-body'), $('trades-count'), $('trades-filter'), (t) => selectTrade(t));
+const diagnostics = new Diagnostics($('diagnostics'));
+const runs = new RunsList($('runs'), (id) => openRun(id));
+const form = new RunForm((id) => {
+  openRun(id);
+  runs.refresh();
+});
+
+let run = null;
+let stream = null;
+let frame = 0;
+let finalized = false;
+
+function banner(text) {
+  $('banner').textContent = text;
+  $('banner').hidden = !text;
+}
+
+function setConnection(state, detail = '') {
+  const pill = $('conn');
+  pill.dataset.state = state;
+  pill.textContent = detail ? `${state}: ${detail}` : state;
+}
+
+export function openRun(id) {
+  if (stream) stream.close('closed');
+  if (frame) cancelAnimationFrame(frame);
+  frame = 0;
+  finalized = false;
+  run = new RunState(id);
+  charts.reset();
+  calendar.reset();
+  trades.reset();
+  diagnostics.reset();
+  $('day-panel').hidden = true;
+  $('run-zip').hidden = true;
+  $('cancel-btn').hidden = false;
+  $('run-message').textContent = '';
+  $('run-message').classList.remove('error');
+  $('run-title').textContent = id;
+  runs.mark(id);
+  if (location.hash !== `#bt=${id}`) history.replaceState(null, '', `#bt=${encodeURIComponent(id)}`);
+  const mine = run;
+  api.get(id).then((bt) => {
+    if (run !== mine) return;
+    if (!run.config) run.config = bt.config;
+    title(bt.config);
+  }).catch((err) => {
+    if (run === mine && err.status === 404) fail(`Backtest ${id} not found (expired or deleted).`);
+  });
+  stream = new BacktestStream(api.streamUrl(id), {
+    onEvent: (kind, _id, raw) => {
+      mine.apply(kind, raw);
+      if (kind === 'backtest_started') title(mine.config);
+      schedule();
+    },
+    onState: (state, detail) => setConnection(state, detail),
+    recover: (lastId) => recover(mine, lastId),
+  });
+  stream.start(0);
+  render();
+}
+
+// The browser gave up on the stream: stop when the run is over and nothing is missing, else retry.
+async function recover(mine, lastId) {
+  let bt;
+  try {
+    bt = await api.get(mine.id);
+  } catch (err) {
+    if (err.status === 404) {
+      fail(`Backtest ${mine.id} not found (expired or deleted).`);
+      return 'stop';
+    }
+    return 'retry';
+  }
+  const status = statusName(bt.status);
+  if (['COMPLETED', 'FAILED', 'CANCELLED'].includes(status) && lastId >= Number(bt.last_event_id || 0)) {
+    mine.applyFinal(bt);
+    schedule();
+    return 'stop';
+  }
+  return 'retry';
+}
+
+function fail(message) {
+  if (stream) stream.close('error');
+  $('run-message').textContent = message;
+  $('run-message').classList.add('error');
+}
+
+function title(config) {
+  if (!config) return;
+  $('run-title').textContent = `${config.strategy?.name || config.strategy_id || ''} · ${config.symbol} · `
+    + `${config.start_date || '…'} → ${config.end_date || '…'} · ${run.id}`;
+}
+
+function schedule() {
+  if (!frame) frame = requestAnimationFrame(render);
+}
+
+function render() {
+  frame = 0;
+  if (!run) return;
+  const c = run.drain();
+  trades.append(c.trades);
+  if (c.days.size) calendar.update(run.days, c.days);
+  charts.append(c.equity, c.daily);
+  if (!run.finished && (c.equity.length || c.daily.length)) charts.follow();
+  progress();
+  ticker();
+  cards.update(run);
+  if (run.finished && !finalized) finish();
+}
+
+function progress() {
+  const total = run.totalDays || 0;
+  const done = run.completedDays || 0;
+  const pct = total ? Math.min(100, (done / total) * 100) : 0;
+  $('progress-fill').style.width = `${pct}%`;
+  $('progress').setAttribute('aria-valuenow', pct.toFixed(0));
+  $('progress-text').textContent = total ? `${done} / ${total} days · ${pct.toFixed(0)} %` : statusName(run.status).toLowerCase();
+  let eta = '';
+  if (run.finished) eta = statusName(run.status).toLowerCase();
+  else if (done > 0 && run.firstEventAt) {
+    const elapsed = (performance.now() - run.firstEventAt) / 1000;
+    eta = `ETA ${fmtDuration((elapsed / done) * (total - done))}`;
+  } else if (run.currentDate) eta = 'estimating…';
+  $('eta').textContent = eta;
+}
+
+function ticker() {
+  const t = run.latestTick();
+  const s = t?.pnl_summary || run.summary;
+  const parts = [];
+  const date = t?.date || run.currentDate;
+  if (date) parts.push(['', `${date}${t?.timestamp ? ` ${timeOfDay(t.timestamp)}` : ''}`]);
+  if (t?.ltp) parts.push(['LTP ', fmtMoney(t.ltp)]);
+  if (t) parts.push(['open ', String(t.open_positions?.length || 0)]);
+  if (s?.unrealized_pnl !== undefined && t) parts.push(['unrealized ', fmtSigned(s.unrealized_pnl)]);
+  if (s?.realized_pnl !== undefined) parts.push(['realized ', fmtSigned(s.realized_pnl)]);
+  if (s?.equity) parts.push(['equity ', fmtMoney(s.equity)]);
+  if (stream) parts.push(['events ', String(stream.stats.events)]);
+  $('ticker').replaceChildren(...parts.flatMap(([k, v], i) => [i ? ' · ' : '', k, el('b', { text: v })]));
+}
+
+function finish() {
+  finalized = true;
+  charts.fit();
+  $('cancel-btn').hidden = true;
+  $('run-zip').href = api.runZipUrl(run.id);
+  $('run-zip').setAttribute('download', `${run.id}.zip`);
+  $('run-zip').hidden = run.status !== 'COMPLETED' && run.status !== 'CANCELLED';
+  if (run.message) {
+    $('run-message').textContent = run.message;
+    $('run-message').classList.toggle('error', run.status === 'FAILED');
+  }
+  runs.refresh();
+}
+
+function selectDay(date) {
+  calendar.select(date);
+  trades.setFilter(date);
+  const panel = $('day-panel');
+  const day = date && run?.days.get(date);
+  if (!day) {
+    panel.hidden = true;
+    return;
+  }
+  panel.replaceChildren(
+    el('strong', { text: date }),
+    el('span', { class: signClass(day.pnl), text: `P&L ${fmtSigned(day.pnl)}` }),
+    el('span', { text: `${day.trades} trades (${day.wins || 0} won, ${day.losses || 0} lost)` }),
+    day.status === 'done' ? el('a', { class: 'button', href: api.dayZipUrl(run.id, date), download: `${run.id}-${date}.zip`,
+      dataset: { testid: 'day-zip' } }, 'Day ZIP') : el('span', { class: 'muted', text: 'running…' }),
+    el('button', { type: 'button', class: 'link', onclick: () => selectDay(null) }, 'show all'));
+  panel.hidden = false;
+}
+
+function selectTrade(trade) {
+  if (!trade || !run) return;
+  trades.select(trade);
+  diagnostics.show(run, trade);
+  $('diagnostics').closest('section').scrollIntoView({ block: 'nearest' });
+}
+
+$('cancel-btn').addEventListener('click', async () => {
+  if (!run || run.finished) return;
+  try {
+    await api.cancel(run.id);
+  } catch (err) {
+    $('run-message').textContent = `Cancel failed: ${err.message}`;
+  }
+});
+$('runs-refresh').addEventListener('click', () => runs.refresh());
+
+// For the browser tests and for people poking at a run from the console.
+window.hindsight = {
+  get run() { return run; },
+  get stream() { return stream; },
+  openRun,
+};
+
+if (!chartsAvailable) banner(MISSING_MESSAGE);
+form.load();
+runs.refresh();
+const fromHash = /^#bt=(.+)$/.exec(location.hash);
+if (fromHash) openRun(decodeURIComponent(fromHash[1]));
+document.body.dataset.ready = 'true';
