@@ -322,6 +322,15 @@ def run_nb(open_, high, low, close, day, square_off, entry_signal, exit_signal, 
                         qty = np.floor(free * nd.qty_value / 100.0 / (price * (1.0 + commission)))
                     else:
                         qty = nd.qty_value
+                        # An account whose equity is gone opens nothing more (fixed sizes would
+                        # otherwise keep trading a negative balance).
+                        equity_now = cash
+                        for f in range(E):
+                            q = pos[f]
+                            if q.qty != 0.0:
+                                equity_now += q.side * q.qty * (mark - q.entry_price)
+                        if equity_now <= 0.0:
+                            qty = 0.0
                     if qty > 0.0:  # a size of 0 (or NaN) skips the entry: nothing opens, nothing counts
                         # The ATR only matters to stops (else a cold load: the signal bar is far).
                         atr = stop_atr[signal_bar, e] if nd.has_stops else np.nan

@@ -656,3 +656,28 @@ def test_properties(sc):
         assert again.tobytes() == t.tobytes()
         np.testing.assert_array_equal(inp.equity, equity)
         assert s2.cash == state.cash and s2.positions.tobytes() == state.positions.tobytes()
+
+
+def test_no_new_entries_once_equity_is_gone():
+    # Capital 100, fixed 10 units; the first long loses 10 * (20 - 8) = 120 > capital.
+    n = 8
+    open_ = np.array([20.0, 20.0, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0])
+    close = open_.copy()
+    entry = np.zeros((n, 1), np.bool_)
+    entry[0, 0] = True          # opens at bar 1's open (20)
+    entry[4, 0] = True          # would re-open at bar 5 — but equity is negative by then
+    exit_ = np.zeros((n, 1), np.bool_)
+    exit_[2, 0] = True          # closes at bar 3's open (8)
+    inp = kernels.KernelInputs(
+        open=open_, high=open_, low=open_, close=close, day=np.zeros(n, np.int64),
+        square_off=np.zeros(n, np.bool_), entry_signal=entry, exit_signal=exit_,
+        exit_targets=np.ones((1, 1), np.bool_), side=np.array([1]), qty_mode=np.array([0]),
+        qty_value=np.array([10.0]), max_per_day=np.array([0]), max_re_entries=np.array([-1]),
+        reverse=np.array([False]), max_bars=np.array([0]), sl_mode=np.array([0]), sl_value=np.array([0.0]),
+        tp_mode=np.array([0]), tp_value=np.array([0.0]), ts_mode=np.array([0]), ts_value=np.array([0.0]),
+        stop_atr=np.full((n, 1), np.nan), fill_at_close=False, commission=0.0, slippage=0.0, intraday=False,
+        equity=np.full(n, np.nan))
+    state = kernels.new_state(1, 100.0)
+    trades = kernels.run_chunk(inp, state, 0, n)
+    assert len(trades) == 1 and trades[0]["pnl"] == -120.0
+    assert state.cash == -20.0 and state.open_count == 0
