@@ -211,27 +211,30 @@ def section_service(args) -> dict:
 
 
 async def _service(args) -> dict:
+    """The engine in its own process (as deployed: `hindsight engine`), the clients here."""
+    import shutil
     import tempfile
 
     import grpc
     from google.protobuf import json_format
 
+    from benchmarks.gateway_bench import _free_port
     from hindsight.v1 import backtest_service_pb2 as pb
     from hindsight.v1 import backtest_service_pb2_grpc as pb_grpc
     from hindsight.v1 import strategy_pb2
-    from services.engine.server import create_server, warm_up
-    from services.engine.settings import EngineSettings
 
     (REPO / "bench-out").mkdir(exist_ok=True)
     store = Path(tempfile.mkdtemp(prefix="store-", dir=REPO / "bench-out"))
-    settings = EngineSettings(grpc_addr="127.0.0.1:0", data_dir=_data_dir(), store_dir=store, max_queued=512)
-    eng = await create_server(settings, "127.0.0.1:0")
-    await asyncio.to_thread(warm_up, eng.catalog)
-    await eng.start()
+    port = _free_port()
+    env = {**os.environ, "HINDSIGHT_GRPC_ADDR": f"127.0.0.1:{port}", "HINDSIGHT_DATA_DIR": str(_data_dir()),
+           "HINDSIGHT_STORE_DIR": str(store), "HINDSIGHT_MAX_QUEUED": "512"}
+    engine = subprocess.Popen([sys.executable, "-m", "services.cli", "engine"], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rsi = json_format.Parse((STRATEGIES / "rsi_reversion.json").read_text(), strategy_pb2.Strategy())
     out: dict = {}
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{eng.port}") as ch:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            await asyncio.wait_for(ch.channel_ready(), 120)
             stub = pb_grpc.BacktestServiceStub(ch)
 
             async def start(a, b, **kw):
@@ -257,14 +260,19 @@ async def _service(args) -> dict:
             out["start_to_first_event_ms_p50"] = firsts[len(firsts) // 2] * 1e3
             out["start_to_first_event_ms_max"] = firsts[-1] * 1e3
 
-            years = []
+            years, engine_side = [], []
             for _ in range(3):
                 t0 = time.perf_counter()
                 r = await start("2024-01-01", "2024-12-31")
                 n, last = await drain(r.backtest_id)
                 years.append(time.perf_counter() - t0)
                 assert last.WhichOneof("event") == "backtest_completed"
-            out["one_year_s"] = min(years)
+                bt = await stub.GetBacktest(pb.GetBacktestRequest(backtest_id=r.backtest_id, omit_days=True))
+                engine_side.append((bt.finished_at.ToNanoseconds() - bt.created_at.ToNanoseconds()) / 1e9)
+            # Start → the terminal event in the log (the engine's own clock), and as a streaming
+            # client sees it (its last event received).
+            out["one_year_s"] = min(engine_side)
+            out["one_year_client_s"] = min(years)
             out["one_year_events"] = n
             out["one_year_trades"] = last.backtest_completed.overall_summary.total_trades
             out["one_year_bars"] = r.total_days * 375
@@ -289,9 +297,11 @@ async def _service(args) -> dict:
             out["readers_100_events_each"] = counts.pop()
             del _best_async
     finally:
-        await eng.stop(0.5)
-        import shutil
-
+        engine.terminate()
+        try:
+            engine.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            engine.kill()
         shutil.rmtree(store, ignore_errors=True)
     out["peak_mb"] = _peak_mb()
     return out
@@ -314,6 +324,7 @@ TARGETS = [
     ("cli", "startup_s", "<=", 1, "a fresh process starts computing (numba cache), s (whole 1-day run)"),
     ("service", "start_to_first_event_ms_p50", "<=", 50, "StartBacktest → first event, ms (p50)"),
     ("service", "one_year_s", "<=", 1, "one-year 1-minute backtest, day files + events written, s"),
+    ("service", "one_year_client_s", "<=", 1, "  ... until a streaming client has received its last event, s"),
     ("service", "replay_events_per_s", ">=", 50_000, "replay of a stored stream to one client, events/s"),
     ("service", "readers_100_all_complete", "==", True, "100 concurrent readers of one backtest all complete"),
     ("gateway", "sse_events_per_s", ">=", 20_000, "SSE through the gateway to one client, events/s"),

@@ -321,8 +321,14 @@ class JobManager:
         job.total_days = bt.total_days
         totals = ev.RunningTotals(bt.initial_capital)
 
+        written: list[str] = []
+
         def publish_day(day: DayResult) -> None:
-            size = self.store.write_day(bid, day.date, day.trades_daily(), day.diagnostics_export())
+            # Atomic now, durable at the end (sync_days): an fsync per file would cost more
+            # than the backtest. A power cut mid-run leaves the run unfinished in the index,
+            # and the next engine closes it as failed.
+            size = self.store.write_day(bid, day.date, day.trades_daily(), day.diagnostics_export(), fsync=False)
+            written.append(day.date)
             events = ev.day_events(day, totals, has_detail_data=True)
             pub.append(events, sync=False)
             job.daily.append({"date": day.date, "trades": len(day.trades), "pnl": day.summary["total_pnl"],
@@ -343,6 +349,7 @@ class JobManager:
 
         result = bt.run(on_day=on_day, should_stop=job.cancel.is_set)
         pub.drain()
+        self.store.sync_days(bid, written)
         job.summary, job.metrics = result.summary, result.metrics
         job.finished_at = time.time()
         if result.cancelled:

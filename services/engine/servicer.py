@@ -255,8 +255,13 @@ class BacktestServicer(pb_grpc.BacktestServiceServicer):
         _ts(rec.expires_at, msg.expires_at)
         job = self.jobs.job(rec.backtest_id)
         if job is not None:
+            # The job is ahead of the index: its terminal event may be in the log already.
             msg.status = STATUS_ENUM[job.status]
             msg.progress.CopyFrom(job.progress())
+            _ts(job.started_at, msg.started_at)
+            _ts(job.finished_at, msg.finished_at)
+            if job.finished_at and not rec.expires_at:
+                _ts(job.finished_at + self.store.ttl_seconds, msg.expires_at)
             if job.error_code:
                 msg.error_code, msg.error_message = job.error_code, job.error_message
             if job.terminal_id:

@@ -267,3 +267,18 @@ def test_ttl_must_be_positive(tmp_path: Path) -> None:
 def test_satisfies_protocol(store: LocalStore) -> None:
     backend: StorageBackend = store
     assert backend.ttl_seconds == 100.0
+
+
+def test_days_written_without_fsync_are_synced_later(tmp_path):
+    from storage import LocalStore
+    from storage.records import BacktestRecord
+
+    with LocalStore(tmp_path, fsync=True) as store:
+        store.create(BacktestRecord(backtest_id="bt_1", strategy_id="s", created_at=1.0))
+        for d in ("2024-01-01", "2024-01-02"):
+            store.write_day("bt_1", d, {"date": d, "trades": []}, {"events_history": {}}, fsync=False)
+        store.sync_days("bt_1", ["2024-01-01", "2024-01-02"])
+        assert store.list_days("bt_1") == ["2024-01-01", "2024-01-02"]
+        assert store.read_day("bt_1", "2024-01-02")[0]["date"] == "2024-01-02"
+        with pytest.raises(NotFound):
+            store.sync_days("bt_1", ["2024-01-03"])
