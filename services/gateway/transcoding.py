@@ -21,6 +21,7 @@ from google.protobuf.message_factory import GetMessageClass
 
 from .bindings import HTTP_BODY, Binding
 from .errors import GatewayError, bad_request
+from .jsonenc import message_to_dict
 
 # Messages a single query parameter can carry: their proto3 JSON form is a plain string,
 # number or boolean.
@@ -46,8 +47,9 @@ RESUME_FIELD = "after_event_id"
 def to_dict(message: Message) -> dict[str, Any]:
     # Fields without presence are written even when zero, so that clients (and the dashboard)
     # see `"total_trades": 0` rather than a missing key.
-    return cast(dict[str, Any], json_format.MessageToDict(message, preserving_proto_field_name=True,
-                                                          always_print_fields_with_no_presence=True))
+    # jsonenc.message_to_dict is json_format.MessageToDict with preserving_proto_field_name and
+    # always_print_fields_with_no_presence, exactly (key order included), several times faster.
+    return cast(dict[str, Any], message_to_dict(message))
 
 
 def dumps(value: Any) -> bytes:
