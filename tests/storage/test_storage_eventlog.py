@@ -299,42 +299,25 @@ def test_roundtrip_any_payloads(payloads: list[bytes], after: int) -> None:
             assert log.read(after) == expected[after:]
 
 
-def test_replay_throughput(tmp_path: Path) -> None:
+def test_large_log_pages_and_reopens(tmp_path: Path) -> None:
+    # Speed is measured by `make bench`; here only that 110 k events survive batching,
+    # reopening and paged reads intact.
     count = 100_000
     path = tmp_path / "events.log"
-    payload = b"x" * 300
     with FileEventLog(path) as log:
-        started = time.perf_counter()
-        for _ in range(count // 1000):
-            log.append_batch([payload] * 1000)
+        for start in range(0, count, 1000):
+            log.append_batch([str(i).encode() for i in range(start, start + 1000)])
         log.sync()
-        batched = count / (time.perf_counter() - started)
     with FileEventLog(path) as log:
-        started = time.perf_counter()
-        for _ in range(10_000):
-            log.append(payload)
-        single = 10_000 / (time.perf_counter() - started)
-
-    started = time.perf_counter()
+        for i in range(count, count + 10_000):
+            log.append(str(i).encode())
     log = FileEventLog(path)
-    scan = (count + 10_000) / (time.perf_counter() - started)
-
-    started = time.perf_counter()
-    got = 0
-    after = 0
-    while True:
-        page = log.read(after, 1000)
-        if not page:
-            break
-        got += len(page)
+    after, seen = 0, 0
+    while page := log.read(after, 1000):
+        for eid, payload in page:
+            assert eid == seen + 1 and payload == str(seen).encode()
+            seen += 1
         after = page[-1][0]
-    paged = got / (time.perf_counter() - started)
-
-    started = time.perf_counter()
-    whole = len(log.read(0)) / (time.perf_counter() - started)
+    assert seen == count + 10_000 == log.last_id
+    assert len(log.read(0)) == seen
     log.close()
-    assert got == count + 10_000
-    print(f"\nevent log, 300-byte events: append {single:,.0f}/s single, {batched:,.0f}/s "
-          f"batched; open+index {scan:,.0f}/s; replay {paged:,.0f}/s in pages of 1000, "
-          f"{whole:,.0f}/s in one read")
-    assert paged > 20_000 and whole > 20_000
