@@ -1,7 +1,8 @@
 """Server streams to HTTP: framings (SSE, NDJSON, raw bytes) and the pump that feeds them.
 
-The pump reads the gRPC call in a producer task into a small bounded queue (so a slow client
-slows only its own call, through gRPC flow control), writes whatever is ready in one chunk,
+The pump reads and frames the gRPC call's messages in a producer task into a small bounded
+buffer (so a slow client slows only its own call, through gRPC flow control), writes whatever is
+ready in one chunk,
 sends a heartbeat when the stream is idle, and cancels the call the moment the client goes.
 """
 
@@ -32,8 +33,7 @@ NDJSON_MEDIA_TYPE = "application/x-ndjson"
 # The SSE event name of a failure after the first event. Not "error": EventSource reserves
 # that name for its own connection errors (ARCHITECTURE.md, "The event stream").
 STREAM_ERROR_EVENT = "stream_error"
-# At most this many messages are written in one chunk, so that a fast stream still flushes.
-_BATCH = 256
+# The producer reads at most this many messages ahead of the client (bounded memory).
 _QUEUE = 64
 
 
@@ -147,65 +147,108 @@ async def pump(call: grpc.aio.UnaryStreamCall, first: asyncio.Future[Any], frami
     response is ended cleanly after what is already queued (the client resumes elsewhere).
     Returns True when the response was completed, False when it was abandoned (client gone,
     or bytes that cannot carry an error).
+
+    A producer task reads and frames the messages into a bounded buffer; this coroutine sends
+    whatever has accumulated in one chunk. The two meet through one plain future per wake-up
+    (no task or `asyncio.wait` per message), and the disconnect and shutdown futures wake the
+    sender through done-callbacks.
     """
-    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=_QUEUE)
+    loop = asyncio.get_running_loop()
+    chunks: list[bytes] = []  # framed messages not yet sent
+    ended: list[Any] = []  # [_END], [_Failure] or [an exception]: what followed the last chunk
+    waiter: asyncio.Future[None] | None = None  # the sender, idle, waits on this
+    room: asyncio.Future[None] | None = None  # the producer, ahead by _QUEUE messages, waits on this
+
+    def wake(_: Any = None) -> None:
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def on_disconnect(_: Any) -> None:
+        call.cancel()  # at once: the engine sees the client go even while a send is blocked
+        wake()
 
     async def produce() -> None:
+        nonlocal room
         try:
             message = await first
             while message is not grpc.aio.EOF:
-                await queue.put(message)
+                chunks.append(framing.message(message))
+                wake()
+                if len(chunks) >= _QUEUE:
+                    room = loop.create_future()
+                    await room
                 message = await call.read()
-            await queue.put(_END)
+            ended.append(_END)
         except grpc.RpcError as exc:
-            await queue.put(_Failure(status_from_rpc_error(exc)))
+            ended.append(_Failure(status_from_rpc_error(exc)))
+        except Exception as exc:  # noqa: BLE001 - re-raised by the sender
+            ended.append(exc)
+        wake()
 
     producer = asyncio.create_task(produce())
-    getter: asyncio.Task[Any] | None = None
-    pending = opening
+    disconnected.add_done_callback(on_disconnect)
+    if closing is not None:
+        closing.add_done_callback(wake)
     try:
-        if pending:
-            await send({"type": "http.response.body", "body": pending, "more_body": True})
+        if opening:
+            await send({"type": "http.response.body", "body": opening, "more_body": True})
         while True:
-            if getter is None:
-                getter = asyncio.create_task(queue.get())
-            waited = (getter, disconnected, closing) if closing is not None else (getter, disconnected)
-            done, _ = await asyncio.wait(waited, timeout=heartbeat_s, return_when=asyncio.FIRST_COMPLETED)
-            if disconnected in done:
+            if not chunks and not ended:
+                if disconnected.done():
+                    return False
+                if closing is not None and closing.done():
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    return True
+                waiter = loop.create_future()
+                timer = loop.call_later(heartbeat_s, wake)
+                try:
+                    await waiter
+                finally:
+                    timer.cancel()
+                    waiter = None
+                if disconnected.done():
+                    return False
+                if not chunks and not ended:
+                    if closing is not None and closing.done():
+                        await send({"type": "http.response.body", "body": b"", "more_body": False})
+                        return True
+                    if framing.heartbeat:
+                        await send({"type": "http.response.body", "body": framing.heartbeat, "more_body": True})
+                    continue
+            elif disconnected.done():
                 return False
-            if closing is not None and closing in done and getter not in done:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-                return True
-            if getter not in done:
-                if framing.heartbeat:
-                    await send({"type": "http.response.body", "body": framing.heartbeat, "more_body": True})
+            batch = chunks[:]
+            chunks.clear()
+            if room is not None and not room.done():
+                room.set_result(None)
+            if not ended:
+                if closing is not None and closing.done():
+                    await send({"type": "http.response.body", "body": b"".join(batch), "more_body": False})
+                    return True
+                # more may follow (`ended` is only ever set after the last chunk is appended)
+                await send({"type": "http.response.body", "body": b"".join(batch), "more_body": True})
                 continue
-            items = [getter.result()]
-            getter = None
-            while len(items) < _BATCH and not queue.empty():
-                items.append(queue.get_nowait())
-            chunks: list[bytes] = []
-            finished = False
-            for item in items:
-                if item is _END:
-                    finished = True
-                elif isinstance(item, _Failure):
-                    if isinstance(framing, BytesFraming):
-                        if chunks:
-                            await send({"type": "http.response.body", "body": b"".join(chunks), "more_body": True})
-                        logger.warning("download aborted by the engine: code %d: %s",
-                                       item.status.code, item.status.message)
-                        return False
-                    chunks.append(framing.error(item.status))
-                    finished = True
-                else:
-                    chunks.append(framing.message(item))
-            await send({"type": "http.response.body", "body": b"".join(chunks), "more_body": not finished})
-            if finished:
+            end = ended[0]
+            if end is _END:
+                await send({"type": "http.response.body", "body": b"".join(batch), "more_body": False})
                 return True
+            if isinstance(end, _Failure):
+                if isinstance(framing, BytesFraming):
+                    if batch:
+                        await send({"type": "http.response.body", "body": b"".join(batch), "more_body": True})
+                    logger.warning("download aborted by the engine: code %d: %s", end.status.code, end.status.message)
+                    return False
+                batch.append(framing.error(end.status))
+                await send({"type": "http.response.body", "body": b"".join(batch), "more_body": False})
+                return True
+            if batch:
+                await send({"type": "http.response.body", "body": b"".join(batch), "more_body": True})
+            raise end
     finally:
+        disconnected.remove_done_callback(on_disconnect)
+        if closing is not None:
+            closing.remove_done_callback(wake)
         call.cancel()  # a no-op once the call has ended; frees it at once when the client went
-        for task in (producer, getter):
-            if task is not None and not task.done():
-                task.cancel()
-        await asyncio.gather(producer, *(t for t in (getter,) if t is not None), return_exceptions=True)
+        if not producer.done():
+            producer.cancel()
+        await asyncio.gather(producer, return_exceptions=True)
