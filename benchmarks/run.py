@@ -135,8 +135,6 @@ def section_memory(args) -> dict:
 
 
 def section_perbar(args) -> dict:
-    import pandas as pd
-
     bars = _sim()
     bars = bars.slice(len(bars) - 100_000, len(bars))
     plan = _sma_plan()

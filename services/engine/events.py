@@ -7,20 +7,12 @@ Only `event_id`, `backtest_id` and `emitted_at` are left for the event log to st
 
 from __future__ import annotations
 
-from google.protobuf import json_format
 
 from hindsight.v1 import backtest_service_pb2 as pb
 from hindsight.v1 import results_pb2
 
 from services.engine.core.backtest import DayResult
 from services.engine.core.results import money
-
-TERMINAL_KINDS = frozenset({"backtest_completed", "backtest_failed", "backtest_cancelled"})
-
-
-def _parse(cls, d: dict):
-    return json_format.ParseDict(d, cls(), ignore_unknown_fields=True)
-
 
 def node_event_message(ev: dict) -> results_pb2.NodeEvent:
     msg = results_pb2.NodeEvent(
@@ -41,10 +33,6 @@ def node_event_message(ev: dict) -> results_pb2.NodeEvent:
 
 def trade_message(t: dict) -> results_pb2.Trade:
     return results_pb2.Trade(**t)
-
-
-def position_message(p: dict) -> pb.OpenPosition:
-    return pb.OpenPosition(**p)
 
 
 class RunningTotals:
@@ -97,6 +85,3 @@ def day_events(day: DayResult, totals: RunningTotals, has_detail_data: bool) -> 
     out.append(pb.BacktestEvent(day_completed=completed))
     return out
 
-
-def event_kind(event: pb.BacktestEvent) -> str:
-    return event.WhichOneof("event") or ""

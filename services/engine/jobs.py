@@ -16,7 +16,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from typing import Callable
 
 from google.protobuf import json_format
@@ -436,6 +436,3 @@ def metrics_message(metrics: dict) -> "pb.results__pb2.Metrics":  # type: ignore
             setattr(m, k, v)
     return m
 
-
-def parse_date(text: str) -> date | None:
-    return date.fromisoformat(text) if text else None

@@ -7,8 +7,6 @@ two places; times are exchange-local ISO 8601 with their UTC offset.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from . import records
@@ -72,15 +70,6 @@ def exit_reason_name(plan: StrategyPlan, t) -> str:
     if code == records.EXIT_REVERSE:
         return f"signal:{plan.entries[int(t['exit_node'])].id}"
     return records.EXIT_REASON_NAMES[code]
-
-
-@dataclass
-class TradeView:
-    """Ids and links of one trade, derived once (the execution ids its flow ids name)."""
-
-    position_id: str
-    entry_exec: str
-    exit_exec: str
 
 
 class ResultBuilder:

@@ -465,7 +465,7 @@ class _Validator:
         if form == "comparison":
             ok = True
             if c.op not in OPERATORS:
-                self.err(f"{path}.op", (f"missing operator" if not c.op else f"unknown operator '{c.op}'")
+                self.err(f"{path}.op", ("missing operator" if not c.op else f"unknown operator '{c.op}'")
                          + f": use one of {', '.join(OPERATORS)}")
                 ok = False
             lhs = rhs = None
