@@ -195,11 +195,9 @@ class BacktestServicer(pb_grpc.BacktestServiceServicer):
         """Yields serialized BacktestEvent bytes straight from the log (see server.py)."""
         bid = request.backtest_id
         try:
-            rec = self.store.get(bid) if bid else None
-        except ValueError:
-            rec = None
-        if rec is None:
-            await _abort(context, not_found("backtest", bid))
+            self._record(bid)
+        except RpcError as err:
+            await _abort(context, err)
             return
         event_log = self.store.event_log(bid)
         if request.after_event_id > event_log.last_id:
