@@ -40,13 +40,16 @@ KEEPALIVE_OPTIONS = [
 ]
 
 
+# Their handlers yield messages already serialized (events from the log): sent as they are.
+PASSTHROUGH = frozenset({"StreamBacktest", "StreamBacktestBatches"})
+
+
 def _passthrough(msg) -> bytes:
-    # StreamBacktest yields events already serialized in the log: send them as they are.
     return msg if isinstance(msg, bytes) else msg.SerializeToString()
 
 
 def _method_handlers(servicer: BacktestServicer) -> dict[str, grpc.RpcMethodHandler]:
-    """The generated handlers, except StreamBacktest's serializer (bytes pass through)."""
+    """The generated handlers, except the event streams' serializer (bytes pass through)."""
     handlers: dict[str, grpc.RpcMethodHandler] = {}
     service = pb.DESCRIPTOR.services_by_name["BacktestService"]
     from google.protobuf import symbol_database
@@ -56,7 +59,7 @@ def _method_handlers(servicer: BacktestServicer) -> dict[str, grpc.RpcMethodHand
         req_cls = db.GetSymbol(method.input_type.full_name)
         resp_cls = db.GetSymbol(method.output_type.full_name)
         fn = getattr(servicer, method.name)
-        ser = _passthrough if method.name == "StreamBacktest" else resp_cls.SerializeToString
+        ser = _passthrough if method.name in PASSTHROUGH else resp_cls.SerializeToString
         if method.server_streaming:
             handlers[method.name] = grpc.unary_stream_rpc_method_handler(
                 fn, request_deserializer=req_cls.FromString, response_serializer=ser)

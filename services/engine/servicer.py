@@ -32,6 +32,11 @@ from storage import COMPLETED, LocalStore, LogClosed, NotFound
 
 SERVICE_NAME = "hindsight.v1.BacktestService"
 STREAM_PAGE = 512
+# StreamBacktestBatches: default and largest events per batch, and the size a batch stops
+# growing at (one larger event still goes alone; the engine sends up to 32 MiB).
+BATCH_EVENTS = 1000
+MAX_BATCH_EVENTS = 10_000
+BATCH_BYTES = 1 << 20
 ZIP_CHUNK = 64 * 1024
 
 
@@ -193,32 +198,48 @@ class BacktestServicer(pb_grpc.BacktestServiceServicer):
     # --- the stream ----------------------------------------------------------------------
     async def StreamBacktest(self, request: pb.StreamBacktestRequest, context) -> AsyncIterator[bytes]:
         """Yields serialized BacktestEvent bytes straight from the log (see server.py)."""
-        bid = request.backtest_id
+        async for page in self._pages(request.backtest_id, request.after_event_id, STREAM_PAGE, context):
+            for _, payload in page:
+                yield payload
+
+    async def StreamBacktestBatches(self, request: pb.StreamBacktestBatchesRequest,
+                                    context) -> AsyncIterator[bytes]:
+        """Yields serialized BacktestEventBatch bytes, assembled from the log's event bytes."""
+        limit = min(request.max_events or BATCH_EVENTS, MAX_BATCH_EVENTS)
+        async for page in self._pages(request.backtest_id, request.after_event_id, limit, context):
+            for batch in batch_bytes(page, BATCH_BYTES):
+                yield batch
+
+    async def _pages(self, bid: str, after: int, limit: int, context) -> AsyncIterator[list[tuple[int, bytes]]]:
+        """Pages of (event id, event bytes) after `after`: the log first, then live, up to the end.
+
+        A page holds what is in the log when it is read (up to `limit`); it never waits to
+        fill one. Ends after the terminal event; aborts if the backtest is deleted meanwhile.
+        """
         try:
             self._record(bid)
         except RpcError as err:
             await _abort(context, err)
             return
         event_log = self.store.event_log(bid)
-        if request.after_event_id > event_log.last_id:
+        if after > event_log.last_id:
             await _abort(context, RpcError(
                 grpc.StatusCode.OUT_OF_RANGE,
-                f"after_event_id {request.after_event_id} is beyond the last event id {event_log.last_id}",
+                f"after_event_id {after} is beyond the last event id {event_log.last_id}",
                 [error_details_pb2.BadRequest(field_violations=[error_details_pb2.BadRequest.FieldViolation(
                     field="after_event_id", description=f"must be <= {event_log.last_id}")])]))
             return
-        cursor = request.after_event_id
+        cursor = after
         while True:
             fut = self.hub.future(bid)
             try:
-                batch = event_log.read(cursor, STREAM_PAGE)
+                page = event_log.read(cursor, limit)
             except LogClosed:
                 await _abort(context, not_found("backtest", bid))
                 return
-            if batch:
-                for eid, payload in batch:
-                    yield payload
-                    cursor = eid
+            if page:
+                yield page
+                cursor = page[-1][0]
                 continue
             terminal = self.jobs.terminal_id(bid)
             if terminal is not None and cursor >= terminal:
@@ -430,3 +451,32 @@ async def _zip_bodies(chunks) -> AsyncIterator[httpbody_pb2.HttpBody]:
             return
         yield httpbody_pb2.HttpBody(content_type="application/zip", data=chunk)
 
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+# Field 1 (BacktestEventBatch.events), wire type 2 (length-delimited).
+_EVENTS_TAG = b"\x0a"
+
+
+def batch_bytes(page: list[tuple[int, bytes]], max_bytes: int) -> Iterable[bytes]:
+    """Serialized BacktestEventBatch messages holding the page's event bytes, in order, without
+    parsing them: a repeated message field is its elements' bytes, each tagged and
+    length-prefixed. A batch is cut before it would pass `max_bytes` (never empty)."""
+    parts: list[bytes] = []
+    size = 0
+    for _, payload in page:
+        framed = _EVENTS_TAG + _varint(len(payload)) + payload
+        if parts and size + len(framed) > max_bytes:
+            yield b"".join(parts)
+            parts, size = [], 0
+        parts.append(framed)
+        size += len(framed)
+    if parts:
+        yield b"".join(parts)

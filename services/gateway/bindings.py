@@ -20,6 +20,7 @@ from google.api import annotations_pb2, http_pb2
 from google.protobuf import message as _message
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor, ServiceDescriptor
 from google.protobuf.message_factory import GetMessageClass
+from hindsight.v1 import options_pb2
 
 logger = logging.getLogger("hindsight.gateway")
 
@@ -151,6 +152,19 @@ class PathTemplate:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchedStream:
+    """The sibling a server stream is read through (the `hindsight.v1.batched_by` option)."""
+
+    method: MethodDescriptor
+    batch_class: type[_message.Message]
+    field: str  # the batch's one field: repeated <the stream's response type>
+
+    @property
+    def grpc_path(self) -> str:
+        return f"/{self.method.containing_service.full_name}/{self.method.name}"
+
+
+@dataclass(frozen=True, slots=True)
 class Binding:
     method: MethodDescriptor
     http_method: str  # GET, POST, ... or a custom verb's kind
@@ -160,6 +174,7 @@ class Binding:
     kind: ResponseKind
     request_class: type[_message.Message]
     response_class: type[_message.Message]
+    batched: BatchedStream | None = None
 
     @property
     def grpc_path(self) -> str:
@@ -229,9 +244,48 @@ def _binding(method: MethodDescriptor, rule: http_pb2.HttpRule) -> Binding:
         kind = ResponseKind.STREAM
     else:
         kind = ResponseKind.UNARY
+    batched = _batched_stream(method) if kind is ResponseKind.STREAM and not rule.response_body else None
     return Binding(method=method, http_method=http_method, template=template, body=rule.body,
                    response_body=rule.response_body, kind=kind,
-                   request_class=GetMessageClass(request), response_class=GetMessageClass(method.output_type))
+                   request_class=GetMessageClass(request), response_class=GetMessageClass(method.output_type),
+                   batched=batched)
+
+
+def _batched_stream(method: MethodDescriptor) -> BatchedStream | None:
+    """The sibling named by the method's `hindsight.v1.batched_by` option, checked to be one:
+    same service, server-streaming, a request every field of this request encodes into, and a
+    response that is one repeated field of this method's response type."""
+    options = method.GetOptions()
+    if not options.HasExtension(options_pb2.batched_by):
+        return None
+    name = options.Extensions[options_pb2.batched_by]
+    where = f"{method.full_name}: batched_by {name!r}"
+    sibling = method.containing_service.methods_by_name.get(name)
+    if sibling is None or sibling is method:
+        raise BindingError(f"{where} is not another method of {method.containing_service.full_name}")
+    if not sibling.server_streaming or sibling.client_streaming:
+        raise BindingError(f"{where} must be server-streaming only")
+    theirs = sibling.input_type.fields_by_number
+    for mine in method.input_type.fields:
+        other = theirs.get(mine.number)
+        if other is None or not _same_shape(mine, other):
+            raise BindingError(f"{where}: its request lacks field {mine.number} ({mine.name}) as "
+                               f"{method.input_type.full_name} has it")
+    fields = sibling.output_type.fields
+    item = fields[0].message_type if len(fields) == 1 and fields[0].is_repeated else None
+    if item is None or item.full_name != method.output_type.full_name:
+        raise BindingError(f"{where}: its response must have exactly one field, "
+                           f"repeated {method.output_type.full_name}")
+    return BatchedStream(method=sibling, batch_class=GetMessageClass(sibling.output_type), field=fields[0].name)
+
+
+def _same_shape(a: FieldDescriptor, b: FieldDescriptor) -> bool:
+    """Whether a value of field `a` is read back unchanged as field `b` (same number assumed)."""
+    def named(f: FieldDescriptor) -> str | None:
+        t = f.message_type or f.enum_type
+        return t.full_name if t is not None else None
+
+    return a.type == b.type and a.is_repeated == b.is_repeated and named(a) == named(b)
 
 
 def _resolve(message: Descriptor, path: Sequence[str], method: MethodDescriptor) -> FieldDescriptor:

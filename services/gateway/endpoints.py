@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import logging
+import operator
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
@@ -47,6 +50,8 @@ _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1
 _METADATA_PREFIX = "grpc-metadata-"
 _METADATA_KEY = re.compile(r"^[0-9a-z_.-]+$")
 _PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
+_UNBATCHED_RETRY_S = 60.0
+logger = logging.getLogger("hindsight.gateway")
 _NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-seq")
 _FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -63,6 +68,9 @@ class Engine:
         self._settings = settings
         self._channel: grpc.aio.Channel | None = None if isinstance(target, str) else target
         self._callables: dict[str, Any] = {}
+        # Batched siblings the engine answered UNIMPLEMENTED (an older engine): path -> when.
+        # Retried after _UNBATCHED_RETRY_S, so an upgraded engine is used without a restart.
+        self._unbatched: dict[str, float] = {}
         self.closing = asyncio.Event()
 
     @property
@@ -93,6 +101,33 @@ class Engine:
                 multi = self.channel.unary_unary(binding.grpc_path, **kwargs)
             self._callables[binding.grpc_path] = multi
         return multi
+
+    def batched_callable_for(self, binding: Binding) -> Any | None:
+        """The multi-callable of the binding's batched sibling, if it has one the engine serves.
+
+        It is sent the binding's own request type: the sibling's request reads it unchanged
+        (checked when the binding was compiled)."""
+        batched = binding.batched
+        if batched is None:
+            return None
+        since = self._unbatched.get(batched.grpc_path)
+        if since is not None:
+            if time.monotonic() - since < _UNBATCHED_RETRY_S:
+                return None
+            del self._unbatched[batched.grpc_path]
+        multi = self._callables.get(batched.grpc_path)
+        if multi is None:
+            multi = self.channel.unary_stream(batched.grpc_path,
+                                              request_serializer=binding.request_class.SerializeToString,
+                                              response_deserializer=batched.batch_class.FromString)
+            self._callables[batched.grpc_path] = multi
+        return multi
+
+    def batches_unimplemented(self, binding: Binding) -> None:
+        assert binding.batched is not None
+        logger.info("the engine does not serve %s; streaming %s message by message",
+                    binding.batched.method.full_name, binding.method.full_name)
+        self._unbatched[binding.batched.grpc_path] = time.monotonic()
 
     async def close(self) -> None:
         """Close the channel if this object made it (a channel passed in belongs to the caller)."""
@@ -229,16 +264,32 @@ async def _serve_unary(binding: Binding, engine: Engine, settings: GatewaySettin
 async def _serve_stream(binding: Binding, engine: Engine, settings: GatewaySettings, message: Message,
                         metadata: list[tuple[str, str | bytes]], timeout: float | None,
                         scope: Scope, receive: Receive, send: Send) -> None:
-    call = engine.callable_for(binding)(message, timeout=timeout, metadata=metadata)
+    def open_call() -> tuple[Any, asyncio.Future[Any], Callable[[Any], Any] | None]:
+        multi = engine.batched_callable_for(binding)
+        unbatch = None
+        if multi is None:
+            multi = engine.callable_for(binding)
+        else:
+            assert binding.batched is not None
+            unbatch = operator.attrgetter(binding.batched.field)
+        call = multi(message, timeout=timeout, metadata=metadata)
+        return call, asyncio.ensure_future(call.read()), unbatch
+
+    call, first, unbatch = open_call()
     disconnected = asyncio.ensure_future(wait_for_disconnect(receive))
-    first = asyncio.ensure_future(call.read())
     # A download is left to finish during shutdown (it cannot be resumed); events can.
     closing = asyncio.ensure_future(engine.closing.wait()) if binding.kind is ResponseKind.STREAM else None
     try:
         # Raw bytes need the first message's content type before the headers: wait for it.
         wait = None if binding.kind is ResponseKind.BYTES else settings.stream_open_wait_s
-        waited = [first, disconnected, *([closing] if closing else [])]
-        done, _ = await asyncio.wait(waited, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        while True:
+            waited = [first, disconnected, *([closing] if closing else [])]
+            done, _ = await asyncio.wait(waited, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            if unbatch is not None and first in done and _unimplemented(first):
+                engine.batches_unimplemented(binding)  # an older engine: read message by message
+                call, first, unbatch = open_call()
+                continue
+            break
         if disconnected in done:
             return
         if closing is not None and closing in done and first not in done:
@@ -277,7 +328,7 @@ async def _serve_stream(binding: Binding, engine: Engine, settings: GatewaySetti
         # server then drops the connection, and the client sees a truncated transfer rather
         # than a valid-looking file.
         await pump(call, first, framing, send, disconnected, heartbeat_s=settings.heartbeat_s,
-                   opening=framing.opening(), closing=closing)
+                   opening=framing.opening(), closing=closing, unbatch=unbatch)
     finally:
         call.cancel()  # no-op if it has ended; otherwise the engine sees the cancellation now
         tasks = [t for t in (first, disconnected, closing) if t is not None]
@@ -285,6 +336,11 @@ async def _serve_stream(binding: Binding, engine: Engine, settings: GatewaySetti
             if not task.done():
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _unimplemented(read: asyncio.Future[Any]) -> bool:
+    exc = read.exception()
+    return isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
 def _accept(scope: Scope) -> str:

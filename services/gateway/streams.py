@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -33,7 +33,8 @@ NDJSON_MEDIA_TYPE = "application/x-ndjson"
 # The SSE event name of a failure after the first event. Not "error": EventSource reserves
 # that name for its own connection errors (ARCHITECTURE.md, "The event stream").
 STREAM_ERROR_EVENT = "stream_error"
-# The producer reads at most this many messages ahead of the client (bounded memory).
+# The producer stops reading once this many framed messages wait for the client (bounded
+# memory; a batch read through a batched sibling is framed whole, so up to one batch more).
 _QUEUE = 64
 
 
@@ -140,10 +141,12 @@ async def wait_for_disconnect(receive: Receive) -> None:
 
 async def pump(call: grpc.aio.UnaryStreamCall, first: asyncio.Future[Any], framing: Framing, send: Send,
                disconnected: asyncio.Future[None], *, heartbeat_s: float, opening: bytes = b"",
-               closing: asyncio.Future[Any] | None = None) -> bool:
+               closing: asyncio.Future[Any] | None = None,
+               unbatch: Callable[[Any], Iterable[Message]] | None = None) -> bool:
     """Write the call's messages to an HTTP response whose headers are already sent.
 
-    `first` is the pending or finished first `call.read()`. When `closing` completes, the
+    `first` is the pending or finished first `call.read()`. With `unbatch`, each message the
+    call yields is a batch and `unbatch(batch)` its messages, framed one by one. When `closing` completes, the
     response is ended cleanly after what is already queued (the client resumes elsewhere).
     Returns True when the response was completed, False when it was abandoned (client gone,
     or bytes that cannot carry an error).
@@ -155,6 +158,7 @@ async def pump(call: grpc.aio.UnaryStreamCall, first: asyncio.Future[Any], frami
     """
     loop = asyncio.get_running_loop()
     chunks: list[bytes] = []  # framed messages not yet sent
+    queued = 0  # how many messages those chunks frame
     ended: list[Any] = []  # [_END], [_Failure] or [an exception]: what followed the last chunk
     waiter: asyncio.Future[None] | None = None  # the sender, idle, waits on this
     room: asyncio.Future[None] | None = None  # the producer, ahead by _QUEUE messages, waits on this
@@ -168,13 +172,20 @@ async def pump(call: grpc.aio.UnaryStreamCall, first: asyncio.Future[Any], frami
         wake()
 
     async def produce() -> None:
-        nonlocal room
+        nonlocal room, queued
+        frame = framing.message
         try:
             message = await first
             while message is not grpc.aio.EOF:
-                chunks.append(framing.message(message))
+                if unbatch is None:
+                    chunks.append(frame(message))
+                    queued += 1
+                else:
+                    framed = [frame(m) for m in unbatch(message)]
+                    chunks.append(b"".join(framed))
+                    queued += len(framed)
                 wake()
-                if len(chunks) >= _QUEUE:
+                if queued >= _QUEUE:
                     room = loop.create_future()
                     await room
                 message = await call.read()
@@ -219,6 +230,7 @@ async def pump(call: grpc.aio.UnaryStreamCall, first: asyncio.Future[Any], frami
                 return False
             batch = chunks[:]
             chunks.clear()
+            queued = 0
             if room is not None and not room.done():
                 room.set_result(None)
             if not ended:

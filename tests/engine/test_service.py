@@ -122,6 +122,65 @@ async def test_stream_errors(stub):
     assert "after_event_id" in bad_request_fields(info.value)
 
 
+async def collect_batches(stub, bid: str, after: int = 0, max_events: int = 0) -> list[list[pb.BacktestEvent]]:
+    request = pb.StreamBacktestBatchesRequest(backtest_id=bid, after_event_id=after, max_events=max_events)
+    return [list(batch.events) async for batch in stub.StreamBacktestBatches(request)]
+
+
+async def test_batches_carry_the_same_events_as_the_plain_stream(stub):
+    # Read while it runs (batches of what is ready), then as a replay, then from a cursor.
+    resp = await stub.StartBacktest(start_request(days=("2023-01-01", "2023-03-31"), tick_interval=5))
+    live, plain = await asyncio.gather(collect_batches(stub, resp.backtest_id), collect(stub, resp.backtest_id))
+    assert all(live) and dump([e for b in live for e in b]) == dump(plain)
+    replay = await collect_batches(stub, resp.backtest_id)
+    assert len(replay) < len(plain) / 100, "a stored log is sent in large batches"
+    assert dump([e for b in replay for e in b]) == dump(plain)
+    small = await collect_batches(stub, resp.backtest_id, after=10, max_events=7)
+    assert {len(b) for b in small[:-1]} == {7} and 1 <= len(small[-1]) <= 7
+    assert dump([e for b in small for e in b]) == dump(plain[10:])
+    # Above the largest batch size: accepted, and batches still stop at about 1 MiB.
+    huge = await collect_batches(stub, resp.backtest_id, max_events=1_000_000)
+    assert 1 < len(huge) < 10 and dump([e for b in huge for e in b]) == dump(plain)
+    assert all(pb.BacktestEventBatch(events=b).ByteSize() <= 1 << 20 for b in huge)
+    assert await collect_batches(stub, resp.backtest_id, after=plain[-1].event_id) == []
+
+
+async def test_batch_size_is_capped(stub, monkeypatch):
+    import services.engine.servicer as servicer
+
+    monkeypatch.setattr(servicer, "MAX_BATCH_EVENTS", 100)
+    bid, full = await run_to_end(stub)
+    batches = await collect_batches(stub, bid, max_events=1_000_000)
+    assert [len(b) for b in batches[:-1]] == [100] * (len(batches) - 1) and len(full) > 100
+    assert dump([e for b in batches for e in b]) == dump(full)
+    default = await collect_batches(stub, bid)  # 0: the default, here above the cap
+    assert [len(b) for b in default] == [len(b) for b in batches]
+
+
+async def test_batches_are_cut_by_size_without_parsing_events():
+    from services.engine.servicer import batch_bytes
+
+    events = [pb.BacktestEvent(event_id=i, backtest_id="bt_x" * (i % 50)) for i in range(1, 301)]
+    page = [(e.event_id, e.SerializeToString()) for e in events]
+    batches = [pb.BacktestEventBatch.FromString(b) for b in batch_bytes(page, 1024)]
+    assert len(batches) > 10 and all(0 < b.ByteSize() <= 1024 for b in batches)
+    assert [e for b in batches for e in b.events] == events
+    big = pb.BacktestEvent(event_id=1, backtest_id="x" * 5000)  # larger than the cut: goes alone
+    alone = list(batch_bytes([(1, big.SerializeToString()), (2, page[1][1])], 1024))
+    assert [list(pb.BacktestEventBatch.FromString(b).events) for b in alone] == [[big], [events[1]]]
+
+
+async def test_batch_stream_errors(stub):
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await collect_batches(stub, "bt_nope")
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    bid, full = await run_to_end(stub)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await collect_batches(stub, bid, after=full[-1].event_id + 1)
+    assert info.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    assert "after_event_id" in bad_request_fields(info.value)
+
+
 async def test_stalled_reader_does_not_hold_back_the_engine(stub, engine):
     resp = await stub.StartBacktest(start_request(days=("2023-01-01", "2023-03-31"), tick_interval=1))
     call = stub.StreamBacktest(pb.StreamBacktestRequest(backtest_id=resp.backtest_id))

@@ -190,7 +190,8 @@ async def test_python_client_resumes_after_a_dropped_connection(engine, capsys):
 
     def reader():
         try:
-            for event in client.follow(f"127.0.0.1:{port}", started.backtest_id):
+            # Batches of 20 events (~3.5 kB): the first ones fit through the proxy's budget.
+            for event in client.follow(f"127.0.0.1:{port}", started.backtest_id, batch_size=20):
                 got.append((event.event_id, event.WhichOneof("event")))
                 if len(got) == 50:
                     paused.set()

@@ -56,28 +56,37 @@ FIXED_TIME = 1704067200  # 2024-01-01T00:00:00Z
 # ---- the test-only echo service ---------------------------------------------------------------
 
 @functools.cache
-def echo_service() -> ServiceDescriptor:
-    """Compile protos/echo.proto into the default descriptor pool (once per process)."""
+def compile_test_proto(name: str) -> None:
+    """Compile tests/gateway/protos/<name> into the default descriptor pool (once per process)."""
+    from google.protobuf import descriptor_pb2
     from grpc_tools import protoc
 
     from services.protogen import include_paths
 
     pool = descriptor_pool.Default()
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "echo.pb"
+        out = Path(tmp) / "set.pb"
         args = ["protoc", f"-I{HERE / 'protos'}", *[f"-I{p}" for p in include_paths()],
-                f"--descriptor_set_out={out}", "--include_imports", "echo.proto"]
+                f"--descriptor_set_out={out}", "--include_imports", name]
         if protoc.main(args) != 0:
-            raise RuntimeError("protoc failed on tests/gateway/protos/echo.proto")
-        from google.protobuf import descriptor_pb2
-
+            raise RuntimeError(f"protoc failed on tests/gateway/protos/{name}")
         files = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
     for proto in files.file:
         try:
             pool.FindFileByName(proto.name)
         except KeyError:
             pool.AddSerializedFile(proto.SerializeToString())
-    return pool.FindServiceByName(ECHO_SERVICE)
+
+
+def echo_service() -> ServiceDescriptor:
+    compile_test_proto("echo.proto")
+    return descriptor_pool.Default().FindServiceByName(ECHO_SERVICE)
+
+
+def batch_test_service(name: str) -> ServiceDescriptor:
+    """A service of tests/gateway/protos/batched.proto (good and bad `batched_by` siblings)."""
+    compile_test_proto("batched.proto")
+    return descriptor_pool.Default().FindServiceByName(f"hindsight.batchtest.{name}")
 
 
 def echo_class(name: str) -> Any:
@@ -184,24 +193,37 @@ class FakeBacktestService(pb_grpc.BacktestServiceServicer):
     async def StreamBacktest(self, request: pb.StreamBacktestRequest,
                              context: grpc.aio.ServicerContext) -> AsyncIterator[pb.BacktestEvent]:
         self.record("StreamBacktest", request, context)
+        async for page in self._pages(request, context):
+            for ev in page:
+                yield ev
+
+    async def StreamBacktestBatches(self, request: pb.StreamBacktestBatchesRequest,
+                                    context: grpc.aio.ServicerContext) -> AsyncIterator[pb.BacktestEventBatch]:
+        self.record("StreamBacktestBatches", request, context)
+        async for page in self._pages(request, context):
+            yield pb.BacktestEventBatch(events=page)
+
+    async def _pages(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[list[pb.BacktestEvent]]:
+        """The events of either stream RPC, in pages: a stored log in pages of `max_events`
+        (default 5), the special ids one event per page."""
         bid = request.backtest_id
         try:
             if bid == "bt-slow":
-                yield make_events(bid)[0]
+                yield make_events(bid)[:1]
                 await asyncio.sleep(3600)
             elif bid == "bt-silent":
                 await asyncio.sleep(3600)
             elif bid == "bt-quiet":
                 await asyncio.sleep(0.5)
                 for ev in make_events(bid):
-                    yield ev
+                    yield [ev]
             elif bid == "bt-drip":
                 for ev in make_events(bid, days=1):
-                    yield ev
+                    yield [ev]
                     await asyncio.sleep(0.25)
             elif bid == "bt-fail":
                 for ev in make_events(bid)[:3]:
-                    yield ev
+                    yield [ev]
                 await context.abort(grpc.StatusCode.INTERNAL, "engine exploded on 2024-01-03")
             else:
                 events = self.logs.get(bid)
@@ -212,8 +234,9 @@ class FakeBacktestService(pb_grpc.BacktestServiceServicer):
                     await context.abort(grpc.StatusCode.OUT_OF_RANGE,
                                         f"after_event_id {request.after_event_id} is beyond the last event "
                                         f"({len(events)})")
-                for ev in events[request.after_event_id:]:
-                    yield ev
+                size = getattr(request, "max_events", 0) or 5
+                for i in range(request.after_event_id, len(events), size):
+                    yield events[i:i + size]
         except asyncio.CancelledError:
             self.cancel_event(bid).set()
             raise

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import grpc
 import pytest
 
@@ -9,7 +11,7 @@ from services.gateway.bindings import BindingError, PathTemplate, ResponseKind, 
 from services.gateway.errors import HTTP_STATUS_FROM_CODE, http_status
 from services.gateway.settings import GatewaySettings, split_host_port
 
-from .conftest import echo_service, services
+from .conftest import batch_test_service, echo_service, services
 
 
 @pytest.mark.parametrize(("template", "openapi", "variables", "verb"), [
@@ -89,6 +91,37 @@ def test_every_rule_of_the_api_becomes_a_binding() -> None:
     assert by_rpc[("StartBacktest", "POST", "/api/v1/backtests")].body == "*"
     assert by_rpc[("StartBacktest", "POST", "/api/v1/backtests")].grpc_path == \
         "/hindsight.v1.BacktestService/StartBacktest"
+
+
+def test_a_stream_with_a_batched_sibling_is_read_through_it() -> None:
+    stream = next(b for b in compile_bindings(services()) if b.method.name == "StreamBacktest")
+    assert stream.batched is not None and stream.batched.field == "events"
+    assert stream.batched.grpc_path == "/hindsight.v1.BacktestService/StreamBacktestBatches"
+    assert stream.batched.batch_class.DESCRIPTOR.full_name == "hindsight.v1.BacktestEventBatch"
+    # A request of the stream's type reads unchanged as the sibling's (checked at start-up).
+    from hindsight.v1 import backtest_service_pb2 as pb
+
+    plain = pb.StreamBacktestRequest(backtest_id="bt_1", after_event_id=41)
+    assert pb.StreamBacktestBatchesRequest.FromString(plain.SerializeToString()) == \
+        pb.StreamBacktestBatchesRequest(backtest_id="bt_1", after_event_id=41)
+    assert all(b.batched is None for b in compile_bindings(services()) if b.method.name != "StreamBacktest")
+    (good,) = compile_bindings([batch_test_service("Good")])
+    assert good.batched is not None and good.batched.field == "items"
+
+
+@pytest.mark.parametrize(("service", "needle"), [
+    ("Missing", "'Nope' is not another method"),
+    ("Itself", "'List' is not another method"),
+    ("Unary", "must be server-streaming"),
+    ("FieldMissing", "lacks field 3 (tags)"),
+    ("FieldType", "lacks field 2 (after)"),
+    ("ExtraField", "exactly one field"),
+    ("WrongItem", "repeated hindsight.batchtest.Item"),
+    ("NotRepeated", "repeated hindsight.batchtest.Item"),
+])
+def test_bad_batched_siblings_are_refused_at_start_up(service: str, needle: str) -> None:
+    with pytest.raises(BindingError, match=re.escape(needle)):
+        compile_bindings([batch_test_service(service)])
 
 
 def test_literal_segments_sort_before_variables() -> None:

@@ -14,7 +14,20 @@ import grpc
 import httpx
 import pytest
 
-from .conftest import N_EVENTS, N_MANY, FakeBacktestService, StartGateway, day_zip, events_of, make_events, parse_sse
+from hindsight.v1 import backtest_service_pb2_grpc as pb_grpc
+
+from services.gateway.transcoding import to_dict
+
+from .conftest import (
+    N_EVENTS,
+    N_MANY,
+    FakeBacktestService,
+    StartGateway,
+    day_zip,
+    events_of,
+    make_events,
+    parse_sse,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -49,6 +62,41 @@ async def test_many_events_arrive_complete_and_in_order(client: httpx.AsyncClien
     r = await client.get(STREAM.format("bt-many"))
     events = events_of(parse_sse(r.text))
     assert [int(e["id"]) for e in events] == list(range(1, N_MANY + 1))
+    # Read through the batched sibling (batches of 5 here), framed one SSE event per event.
+    assert [c.method for c in fake.calls] == ["StreamBacktestBatches"]
+    expected = [to_dict(ev) for ev in make_events("bt-many", days=999)]
+    assert [json.loads(e["data"]) for e in events] == expected
+
+
+class FakeWithoutBatches(FakeBacktestService):
+    """An older engine: StreamBacktestBatches is UNIMPLEMENTED (the generated base method)."""
+
+    StreamBacktestBatches = pb_grpc.BacktestServiceServicer.StreamBacktestBatches  # type: ignore[assignment]
+
+
+async def test_an_engine_without_batches_is_streamed_message_by_message(start_gateway: StartGateway) -> None:
+    server = grpc.aio.server()
+    old = FakeWithoutBatches()
+    pb_grpc.add_BacktestServiceServicer_to_server(old, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        base = await start_gateway(f"127.0.0.1:{port}")
+        async with httpx.AsyncClient(base_url=base, timeout=10) as c:
+            for accept in ("text/event-stream", "application/x-ndjson"):
+                r = await c.get(STREAM.format("bt-1"), headers={"accept": accept})
+                assert r.status_code == 200
+                if accept == "text/event-stream":
+                    ids = [int(e["id"]) for e in events_of(parse_sse(r.text))]
+                else:
+                    ids = [int(json.loads(line)["result"]["event_id"]) for line in r.text.splitlines()]
+                assert ids == list(range(1, N_EVENTS + 1))
+            r = await c.get(STREAM.format("bt-nope"))
+            assert r.status_code == 404  # errors still keep their status after the fallback
+        # The gateway remembered: one UNIMPLEMENTED answer, then straight to the plain stream.
+        assert [c.method for c in old.calls] == ["StreamBacktest"] * 3
+    finally:
+        await server.stop(0)
 
 
 @pytest.mark.parametrize(("headers", "query", "first"), [
@@ -64,7 +112,7 @@ async def test_resume(client: httpx.AsyncClient, fake: FakeBacktestService, head
     assert r.status_code == 200
     ids = [int(e["id"]) for e in events_of(parse_sse(r.text))]
     assert ids == list(range(first, N_EVENTS + 1))
-    assert fake.last("StreamBacktest").request.after_event_id == first - 1
+    assert fake.last("StreamBacktestBatches").request.after_event_id == first - 1
 
 
 @pytest.mark.parametrize("accept", ["text/event-stream", "application/x-ndjson"])
@@ -154,7 +202,7 @@ async def test_disconnect_before_the_first_event_cancels_too(gateway: str, fake:
     async with httpx.AsyncClient(base_url=gateway, timeout=10) as c:
         request = asyncio.create_task(c.get(STREAM.format("bt-silent")))
         await asyncio.sleep(0.2)  # the call is open; no headers yet (the open wait is 5 s)
-        assert fake.last("StreamBacktest").request.backtest_id == "bt-silent"
+        assert fake.last("StreamBacktestBatches").request.backtest_id == "bt-silent"
         request.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await request

@@ -2,7 +2,8 @@
 
 Starts a backtest from a strategy file, streams its events and, when the connection fails
 (UNAVAILABLE), reconnects and resumes with after_event_id = the last event it saw. Prints one
-line per trading day and the final metrics.
+line per trading day and the final metrics. It reads StreamBacktestBatches: the events of
+StreamBacktest, grouped, which replays a stored log far faster (one gRPC message per batch).
 
     python examples/clients/python/client.py --strategy examples/strategies/rsi_reversion.json \
         --from 2024-01-01 --to 2024-03-31 [--addr 127.0.0.1:50051] [--symbol SIM-NIFTY]
@@ -30,8 +31,10 @@ TERMINAL = {"backtest_completed", "backtest_failed", "backtest_cancelled"}
 DEFAULT_STRATEGY = Path(__file__).resolve().parents[2] / "strategies" / "rsi_reversion.json"
 
 
-def follow(addr: str, backtest_id: str, max_retries: int = 10):
+def follow(addr: str, backtest_id: str, max_retries: int = 10, batch_size: int = 0):
     """Yields the backtest's events, each once and in order, until the terminal event.
+
+    `batch_size`: at most this many events per gRPC message (0: the engine's default).
 
     When the connection fails (UNAVAILABLE: engine restarting, network blip) or the stream ends
     before the terminal event, it reconnects and resumes after the last event it saw.
@@ -41,12 +44,14 @@ def follow(addr: str, backtest_id: str, max_retries: int = 10):
         try:
             with grpc.insecure_channel(addr) as channel:
                 stub = pb_grpc.BacktestServiceStub(channel)
-                request = pb.StreamBacktestRequest(backtest_id=backtest_id, after_event_id=last)
-                for event in stub.StreamBacktest(request):
-                    last, retries = event.event_id, 0
-                    yield event
-                    if event.WhichOneof("event") in TERMINAL:
-                        return
+                request = pb.StreamBacktestBatchesRequest(backtest_id=backtest_id, after_event_id=last,
+                                                          max_events=batch_size)
+                for batch in stub.StreamBacktestBatches(request):
+                    for event in batch.events:
+                        last, retries = event.event_id, 0
+                        yield event
+                        if event.WhichOneof("event") in TERMINAL:
+                            return
             problem = "stream ended before the terminal event"
         except grpc.RpcError as err:
             if err.code() != grpc.StatusCode.UNAVAILABLE:

@@ -26,11 +26,12 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from hindsight.v1 import options_pb2 as hindsight_dot_v1_dot_options__pb2
 from hindsight.v1 import results_pb2 as hindsight_dot_v1_dot_results__pb2
 from hindsight.v1 import strategy_pb2 as hindsight_dot_v1_dot_strategy__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#hindsight/v1/backtest_service.proto\x12\x0chindsight.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ahindsight/v1/results.proto\x1a\x1bhindsight/v1/strategy.proto\"\x9c\x02\n\x14StartBacktestRequest\x12.\n\x08strategy\x18\x01 \x01(\x0b\x32\x16.hindsight.v1.StrategyB\x04\xe2\x41\x01\x02\x12\x13\n\x0bstrategy_id\x18\x02 \x01(\t\x12\x14\n\x06symbol\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nstart_date\x18\x04 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x05 \x01(\t\x12\x11\n\ttimeframe\x18\x06 \x01(\t\x12\x17\n\x0finitial_capital\x18\x07 \x01(\x01\x12\x16\n\x0e\x63ommission_pct\x18\x08 \x01(\x01\x12\x14\n\x0cslippage_pct\x18\t \x01(\x01\x12\x15\n\rtick_interval\x18\n \x01(\x05\x12\x12\n\nrequest_id\x18\x0b \x01(\t\"\x82\x01\n\x15StartBacktestResponse\x12\x13\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\t\x12\x12\n\ntotal_days\x18\x02 \x01(\x05\x12,\n\x06status\x18\x03 \x01(\x0e\x32\x1c.hindsight.v1.BacktestStatus\x12\x12\n\nstream_url\x18\x04 \x01(\t\"J\n\x15StreamBacktestRequest\x12\x19\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x0e\x61\x66ter_event_id\x18\x02 \x01(\x04\"\x9a\x01\n\x08Progress\x12\x14\n\x0c\x63urrent_date\x18\x01 \x01(\t\x12\x16\n\x0e\x63ompleted_days\x18\x02 \x01(\x05\x12\x12\n\ntotal_days\x18\x03 \x01(\x05\x12\x12\n\npercentage\x18\x04 \x01(\x01\x12\x38\n\x14\x65stimated_completion\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf6\x01\n\x0e\x42\x61\x63ktestConfig\x12(\n\x08strategy\x18\x01 \x01(\x0b\x32\x16.hindsight.v1.Strategy\x12\x13\n\x0bstrategy_id\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x12\n\nstart_date\x18\x04 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x05 \x01(\t\x12\x11\n\ttimeframe\x18\x06 \x01(\t\x12\x17\n\x0finitial_capital\x18\x07 \x01(\x01\x12\x16\n\x0e\x63ommission_pct\x18\x08 \x01(\x01\x12\x14\n\x0cslippage_pct\x18\t \x01(\x01\x12\x15\n\rtick_interval\x18\n \x01(\x05\"\xdd\x04\n\x08\x42\x61\x63ktest\x12\x13\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\t\x12\x13\n\x0bstrategy_id\x18\x02 \x01(\t\x12,\n\x06status\x18\x03 \x01(\x0e\x32\x1c.hindsight.v1.BacktestStatus\x12,\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x1c.hindsight.v1.BacktestConfig\x12(\n\x08progress\x18\x05 \x01(\x0b\x32\x16.hindsight.v1.Progress\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x07summary\x18\n \x01(\x0b\x32\x1c.hindsight.v1.OverallSummary\x12&\n\x07metrics\x18\x0b \x01(\x0b\x32\x15.hindsight.v1.Metrics\x12\x33\n\x0f\x64\x61ily_summaries\x18\x0c \x03(\x0b\x32\x1a.hindsight.v1.DailySummary\x12\x12\n\nerror_code\x18\r \x01(\t\x12\x15\n\rerror_message\x18\x0e \x01(\t\x12\x12\n\nstream_url\x18\x0f \x01(\t\x12\x15\n\rlast_event_id\x18\x10 \x01(\x04\"B\n\x12GetBacktestRequest\x12\x19\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tomit_days\x18\x02 \x01(\x08\"\x80\x01\n\x14ListBacktestsRequest\x12\x13\n\x0bstrategy_id\x18\x01 \x01(\t\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.hindsight.v1.BacktestStatus\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"[\n\x15ListBacktestsResponse\x12)\n\tbacktests\x18\x01 \x03(\x0b\x32\x16.hindsight.v1.Backtest\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x15\x43\x61ncelBacktestRequest\x12\x19\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"2\n\x15\x44\x65leteBacktestRequest\x12\x19\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"-\n\x16\x44\x65leteBacktestResponse\x12\x13\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\t\">\n\rGetDayRequest\x12\x19\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04\x64\x61te\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"C\n\x12\x44ownloadDayRequest\x12\x19\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04\x64\x61te\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"4\n\x17\x44ownloadBacktestRequest\x12\x19\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"I\n\x17ValidateStrategyRequest\x12.\n\x08strategy\x18\x01 \x01(\x0b\x32\x16.hindsight.v1.StrategyB\x04\xe2\x41\x01\x02\"5\n\x0fStrategyProblem\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"o\n\x18ValidateStrategyResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12/\n\x08problems\x18\x02 \x03(\x0b\x32\x1d.hindsight.v1.StrategyProblem\x12\x13\n\x0bwarmup_bars\x18\x03 \x01(\x05\"\x15\n\x13ListDatasetsRequest\"\x9a\x01\n\x07\x44\x61taset\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x11\n\ttimeframe\x18\x03 \x01(\t\x12\x12\n\nfirst_date\x18\x04 \x01(\t\x12\x11\n\tlast_date\x18\x05 \x01(\t\x12\x0c\n\x04\x62\x61rs\x18\x06 \x01(\x03\x12\x10\n\x08timezone\x18\x07 \x01(\t\x12\x10\n\x08\x63\x61lendar\x18\x08 \x01(\t\"?\n\x14ListDatasetsResponse\x12\'\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x15.hindsight.v1.Dataset\"\xda\x04\n\rBacktestEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x04\x12\x13\n\x0b\x62\x61\x63ktest_id\x18\x02 \x01(\t\x12.\n\nemitted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x10\x62\x61\x63ktest_started\x18\n \x01(\x0b\x32\x1d.hindsight.v1.BacktestStartedH\x00\x12/\n\x0b\x64\x61y_started\x18\x0b \x01(\x0b\x32\x18.hindsight.v1.DayStartedH\x00\x12/\n\x0btick_update\x18\x0c \x01(\x0b\x32\x18.hindsight.v1.TickUpdateH\x00\x12-\n\nnode_event\x18\r \x01(\x0b\x32\x17.hindsight.v1.NodeEventH\x00\x12\x31\n\x0ctrade_update\x18\x0e \x01(\x0b\x32\x19.hindsight.v1.TradeUpdateH\x00\x12\x33\n\rday_completed\x18\x0f \x01(\x0b\x32\x1a.hindsight.v1.DayCompletedH\x00\x12=\n\x12\x62\x61\x63ktest_completed\x18\x10 \x01(\x0b\x32\x1f.hindsight.v1.BacktestCompletedH\x00\x12\x37\n\x0f\x62\x61\x63ktest_failed\x18\x11 \x01(\x0b\x32\x1c.hindsight.v1.BacktestFailedH\x00\x12=\n\x12\x62\x61\x63ktest_cancelled\x18\x12 \x01(\x0b\x32\x1f.hindsight.v1.BacktestCancelledH\x00\x42\x07\n\x05\x65vent\"z\n\x0f\x42\x61\x63ktestStarted\x12,\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1c.hindsight.v1.BacktestConfig\x12\x12\n\ntotal_days\x18\x02 \x01(\x05\x12\x12\n\nfirst_date\x18\x03 \x01(\t\x12\x11\n\tlast_date\x18\x04 \x01(\t\"B\n\nDayStarted\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x12\n\nday_number\x18\x02 \x01(\x05\x12\x12\n\ntotal_days\x18\x03 \x01(\x05\"\xab\x01\n\x0cOpenPosition\x12\x13\n\x0bposition_id\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x0c\n\x04side\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\x01\x12\x13\n\x0b\x65ntry_price\x18\x05 \x01(\t\x12\x15\n\rcurrent_price\x18\x06 \x01(\t\x12\x16\n\x0eunrealized_pnl\x18\x07 \x01(\t\x12\x12\n\nentry_time\x18\x08 \x01(\t\"\x89\x01\n\nPnlSummary\x12\x14\n\x0crealized_pnl\x18\x01 \x01(\t\x12\x16\n\x0eunrealized_pnl\x18\x02 \x01(\t\x12\x11\n\ttotal_pnl\x18\x03 \x01(\t\x12\x15\n\rclosed_trades\x18\x04 \x01(\x05\x12\x13\n\x0bopen_trades\x18\x05 \x01(\x05\x12\x0e\n\x06\x65quity\x18\x06 \x01(\t\"\xab\x01\n\nTickUpdate\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x11\n\ttimestamp\x18\x02 \x01(\t\x12\x0c\n\x04tick\x18\x03 \x01(\x05\x12\x32\n\x0eopen_positions\x18\x04 \x03(\x0b\x32\x1a.hindsight.v1.OpenPosition\x12-\n\x0bpnl_summary\x18\x05 \x01(\x0b\x32\x18.hindsight.v1.PnlSummary\x12\x0b\n\x03ltp\x18\x06 \x01(\x01\"\\\n\x0bTradeUpdate\x12\"\n\x05trade\x18\x01 \x01(\x0b\x32\x13.hindsight.v1.Trade\x12)\n\x07summary\x18\x02 \x01(\x0b\x32\x18.hindsight.v1.PnlSummary\"\xcc\x01\n\x0c\x44\x61yCompleted\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x12\n\nday_number\x18\x02 \x01(\x05\x12\x12\n\ntotal_days\x18\x03 \x01(\x05\x12)\n\x07summary\x18\x04 \x01(\x0b\x32\x18.hindsight.v1.DaySummary\x12\x17\n\x0fhas_detail_data\x18\x05 \x01(\x08\x12\x0e\n\x06\x65quity\x18\x06 \x01(\t\x12\x32\n\x0eopen_positions\x18\x07 \x03(\x0b\x32\x1a.hindsight.v1.OpenPosition\"\x87\x01\n\x11\x42\x61\x63ktestCompleted\x12\x13\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\t\x12\x35\n\x0foverall_summary\x18\x02 \x01(\x0b\x32\x1c.hindsight.v1.OverallSummary\x12&\n\x07metrics\x18\x03 \x01(\x0b\x32\x15.hindsight.v1.Metrics\"I\n\x0e\x42\x61\x63ktestFailed\x12\x12\n\nerror_code\x18\x01 \x01(\t\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61te\x18\x03 \x01(\t\"@\n\x11\x42\x61\x63ktestCancelled\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x1b\n\x13last_completed_date\x18\x02 \x01(\t*\xc4\x01\n\x0e\x42\x61\x63ktestStatus\x12\x1f\n\x1b\x42\x41\x43KTEST_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x42\x41\x43KTEST_STATUS_QUEUED\x10\x01\x12\x1b\n\x17\x42\x41\x43KTEST_STATUS_RUNNING\x10\x02\x12\x1d\n\x19\x42\x41\x43KTEST_STATUS_COMPLETED\x10\x03\x12\x1a\n\x16\x42\x41\x43KTEST_STATUS_FAILED\x10\x04\x12\x1d\n\x19\x42\x41\x43KTEST_STATUS_CANCELLED\x10\x05\x32\x87\x0b\n\x0f\x42\x61\x63ktestService\x12v\n\rStartBacktest\x12\".hindsight.v1.StartBacktestRequest\x1a#.hindsight.v1.StartBacktestResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\"\x11/api/v1/backtests:\x01*\x12\x84\x01\n\x0eStreamBacktest\x12#.hindsight.v1.StreamBacktestRequest\x1a\x1b.hindsight.v1.BacktestEvent\".\x82\xd3\xe4\x93\x02(\x12&/api/v1/backtests/{backtest_id}/stream0\x01\x12p\n\x0bGetBacktest\x12 .hindsight.v1.GetBacktestRequest\x1a\x16.hindsight.v1.Backtest\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/api/v1/backtests/{backtest_id}\x12s\n\rListBacktests\x12\".hindsight.v1.ListBacktestsRequest\x1a#.hindsight.v1.ListBacktestsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/api/v1/backtests\x12\x80\x01\n\x0e\x43\x61ncelBacktest\x12#.hindsight.v1.CancelBacktestRequest\x1a\x16.hindsight.v1.Backtest\"1\x82\xd3\xe4\x93\x02+\"&/api/v1/backtests/{backtest_id}:cancel:\x01*\x12\x84\x01\n\x0e\x44\x65leteBacktest\x12#.hindsight.v1.DeleteBacktestRequest\x1a$.hindsight.v1.DeleteBacktestResponse\"\'\x82\xd3\xe4\x93\x02!*\x1f/api/v1/backtests/{backtest_id}\x12s\n\x06GetDay\x12\x1b.hindsight.v1.GetDayRequest\x1a\x17.hindsight.v1.DayDetail\"3\x82\xd3\xe4\x93\x02-\x12+/api/v1/backtests/{backtest_id}/days/{date}\x12\x88\x01\n\x0b\x44ownloadDay\x12 .hindsight.v1.DownloadDayRequest\x1a\x14.google.api.HttpBody\"?\x82\xd3\xe4\x93\x02\x39\x12\x37/api/v1/backtests/{backtest_id}/days/{date}/archive.zip0\x01\x12\x86\x01\n\x10\x44ownloadBacktest\x12%.hindsight.v1.DownloadBacktestRequest\x1a\x14.google.api.HttpBody\"3\x82\xd3\xe4\x93\x02-\x12+/api/v1/backtests/{backtest_id}/archive.zip0\x01\x12\x89\x01\n\x10ValidateStrategy\x12%.hindsight.v1.ValidateStrategyRequest\x1a&.hindsight.v1.ValidateStrategyResponse\"&\x82\xd3\xe4\x93\x02 \"\x1b/api/v1/strategies:validate:\x01*\x12o\n\x0cListDatasets\x12!.hindsight.v1.ListDatasetsRequest\x1a\".hindsight.v1.ListDatasetsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/api/v1/datasetsBT\n\x10\x64\x65v.hindsight.v1P\x01Z>github.com/hindsight/hindsight/gen/go/hindsight/v1;hindsightv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#hindsight/v1/backtest_service.proto\x12\x0chindsight.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ahindsight/v1/options.proto\x1a\x1ahindsight/v1/results.proto\x1a\x1bhindsight/v1/strategy.proto\"\x9c\x02\n\x14StartBacktestRequest\x12.\n\x08strategy\x18\x01 \x01(\x0b\x32\x16.hindsight.v1.StrategyB\x04\xe2\x41\x01\x02\x12\x13\n\x0bstrategy_id\x18\x02 \x01(\t\x12\x14\n\x06symbol\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nstart_date\x18\x04 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x05 \x01(\t\x12\x11\n\ttimeframe\x18\x06 \x01(\t\x12\x17\n\x0finitial_capital\x18\x07 \x01(\x01\x12\x16\n\x0e\x63ommission_pct\x18\x08 \x01(\x01\x12\x14\n\x0cslippage_pct\x18\t \x01(\x01\x12\x15\n\rtick_interval\x18\n \x01(\x05\x12\x12\n\nrequest_id\x18\x0b \x01(\t\"\x82\x01\n\x15StartBacktestResponse\x12\x13\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\t\x12\x12\n\ntotal_days\x18\x02 \x01(\x05\x12,\n\x06status\x18\x03 \x01(\x0e\x32\x1c.hindsight.v1.BacktestStatus\x12\x12\n\nstream_url\x18\x04 \x01(\t\"J\n\x15StreamBacktestRequest\x12\x19\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x0e\x61\x66ter_event_id\x18\x02 \x01(\x04\"e\n\x1cStreamBacktestBatchesRequest\x12\x19\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x0e\x61\x66ter_event_id\x18\x02 \x01(\x04\x12\x12\n\nmax_events\x18\x03 \x01(\r\"A\n\x12\x42\x61\x63ktestEventBatch\x12+\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1b.hindsight.v1.BacktestEvent\"\x9a\x01\n\x08Progress\x12\x14\n\x0c\x63urrent_date\x18\x01 \x01(\t\x12\x16\n\x0e\x63ompleted_days\x18\x02 \x01(\x05\x12\x12\n\ntotal_days\x18\x03 \x01(\x05\x12\x12\n\npercentage\x18\x04 \x01(\x01\x12\x38\n\x14\x65stimated_completion\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf6\x01\n\x0e\x42\x61\x63ktestConfig\x12(\n\x08strategy\x18\x01 \x01(\x0b\x32\x16.hindsight.v1.Strategy\x12\x13\n\x0bstrategy_id\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x12\n\nstart_date\x18\x04 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x05 \x01(\t\x12\x11\n\ttimeframe\x18\x06 \x01(\t\x12\x17\n\x0finitial_capital\x18\x07 \x01(\x01\x12\x16\n\x0e\x63ommission_pct\x18\x08 \x01(\x01\x12\x14\n\x0cslippage_pct\x18\t \x01(\x01\x12\x15\n\rtick_interval\x18\n \x01(\x05\"\xdd\x04\n\x08\x42\x61\x63ktest\x12\x13\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\t\x12\x13\n\x0bstrategy_id\x18\x02 \x01(\t\x12,\n\x06status\x18\x03 \x01(\x0e\x32\x1c.hindsight.v1.BacktestStatus\x12,\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x1c.hindsight.v1.BacktestConfig\x12(\n\x08progress\x18\x05 \x01(\x0b\x32\x16.hindsight.v1.Progress\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x07summary\x18\n \x01(\x0b\x32\x1c.hindsight.v1.OverallSummary\x12&\n\x07metrics\x18\x0b \x01(\x0b\x32\x15.hindsight.v1.Metrics\x12\x33\n\x0f\x64\x61ily_summaries\x18\x0c \x03(\x0b\x32\x1a.hindsight.v1.DailySummary\x12\x12\n\nerror_code\x18\r \x01(\t\x12\x15\n\rerror_message\x18\x0e \x01(\t\x12\x12\n\nstream_url\x18\x0f \x01(\t\x12\x15\n\rlast_event_id\x18\x10 \x01(\x04\"B\n\x12GetBacktestRequest\x12\x19\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tomit_days\x18\x02 \x01(\x08\"\x80\x01\n\x14ListBacktestsRequest\x12\x13\n\x0bstrategy_id\x18\x01 \x01(\t\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.hindsight.v1.BacktestStatus\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"[\n\x15ListBacktestsResponse\x12)\n\tbacktests\x18\x01 \x03(\x0b\x32\x16.hindsight.v1.Backtest\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x15\x43\x61ncelBacktestRequest\x12\x19\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"2\n\x15\x44\x65leteBacktestRequest\x12\x19\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"-\n\x16\x44\x65leteBacktestResponse\x12\x13\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\t\">\n\rGetDayRequest\x12\x19\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04\x64\x61te\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"C\n\x12\x44ownloadDayRequest\x12\x19\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04\x64\x61te\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"4\n\x17\x44ownloadBacktestRequest\x12\x19\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"I\n\x17ValidateStrategyRequest\x12.\n\x08strategy\x18\x01 \x01(\x0b\x32\x16.hindsight.v1.StrategyB\x04\xe2\x41\x01\x02\"5\n\x0fStrategyProblem\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"o\n\x18ValidateStrategyResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12/\n\x08problems\x18\x02 \x03(\x0b\x32\x1d.hindsight.v1.StrategyProblem\x12\x13\n\x0bwarmup_bars\x18\x03 \x01(\x05\"\x15\n\x13ListDatasetsRequest\"\x9a\x01\n\x07\x44\x61taset\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x11\n\ttimeframe\x18\x03 \x01(\t\x12\x12\n\nfirst_date\x18\x04 \x01(\t\x12\x11\n\tlast_date\x18\x05 \x01(\t\x12\x0c\n\x04\x62\x61rs\x18\x06 \x01(\x03\x12\x10\n\x08timezone\x18\x07 \x01(\t\x12\x10\n\x08\x63\x61lendar\x18\x08 \x01(\t\"?\n\x14ListDatasetsResponse\x12\'\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x15.hindsight.v1.Dataset\"\xda\x04\n\rBacktestEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x04\x12\x13\n\x0b\x62\x61\x63ktest_id\x18\x02 \x01(\t\x12.\n\nemitted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x10\x62\x61\x63ktest_started\x18\n \x01(\x0b\x32\x1d.hindsight.v1.BacktestStartedH\x00\x12/\n\x0b\x64\x61y_started\x18\x0b \x01(\x0b\x32\x18.hindsight.v1.DayStartedH\x00\x12/\n\x0btick_update\x18\x0c \x01(\x0b\x32\x18.hindsight.v1.TickUpdateH\x00\x12-\n\nnode_event\x18\r \x01(\x0b\x32\x17.hindsight.v1.NodeEventH\x00\x12\x31\n\x0ctrade_update\x18\x0e \x01(\x0b\x32\x19.hindsight.v1.TradeUpdateH\x00\x12\x33\n\rday_completed\x18\x0f \x01(\x0b\x32\x1a.hindsight.v1.DayCompletedH\x00\x12=\n\x12\x62\x61\x63ktest_completed\x18\x10 \x01(\x0b\x32\x1f.hindsight.v1.BacktestCompletedH\x00\x12\x37\n\x0f\x62\x61\x63ktest_failed\x18\x11 \x01(\x0b\x32\x1c.hindsight.v1.BacktestFailedH\x00\x12=\n\x12\x62\x61\x63ktest_cancelled\x18\x12 \x01(\x0b\x32\x1f.hindsight.v1.BacktestCancelledH\x00\x42\x07\n\x05\x65vent\"z\n\x0f\x42\x61\x63ktestStarted\x12,\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1c.hindsight.v1.BacktestConfig\x12\x12\n\ntotal_days\x18\x02 \x01(\x05\x12\x12\n\nfirst_date\x18\x03 \x01(\t\x12\x11\n\tlast_date\x18\x04 \x01(\t\"B\n\nDayStarted\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x12\n\nday_number\x18\x02 \x01(\x05\x12\x12\n\ntotal_days\x18\x03 \x01(\x05\"\xab\x01\n\x0cOpenPosition\x12\x13\n\x0bposition_id\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x0c\n\x04side\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\x01\x12\x13\n\x0b\x65ntry_price\x18\x05 \x01(\t\x12\x15\n\rcurrent_price\x18\x06 \x01(\t\x12\x16\n\x0eunrealized_pnl\x18\x07 \x01(\t\x12\x12\n\nentry_time\x18\x08 \x01(\t\"\x89\x01\n\nPnlSummary\x12\x14\n\x0crealized_pnl\x18\x01 \x01(\t\x12\x16\n\x0eunrealized_pnl\x18\x02 \x01(\t\x12\x11\n\ttotal_pnl\x18\x03 \x01(\t\x12\x15\n\rclosed_trades\x18\x04 \x01(\x05\x12\x13\n\x0bopen_trades\x18\x05 \x01(\x05\x12\x0e\n\x06\x65quity\x18\x06 \x01(\t\"\xab\x01\n\nTickUpdate\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x11\n\ttimestamp\x18\x02 \x01(\t\x12\x0c\n\x04tick\x18\x03 \x01(\x05\x12\x32\n\x0eopen_positions\x18\x04 \x03(\x0b\x32\x1a.hindsight.v1.OpenPosition\x12-\n\x0bpnl_summary\x18\x05 \x01(\x0b\x32\x18.hindsight.v1.PnlSummary\x12\x0b\n\x03ltp\x18\x06 \x01(\x01\"\\\n\x0bTradeUpdate\x12\"\n\x05trade\x18\x01 \x01(\x0b\x32\x13.hindsight.v1.Trade\x12)\n\x07summary\x18\x02 \x01(\x0b\x32\x18.hindsight.v1.PnlSummary\"\xcc\x01\n\x0c\x44\x61yCompleted\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x12\n\nday_number\x18\x02 \x01(\x05\x12\x12\n\ntotal_days\x18\x03 \x01(\x05\x12)\n\x07summary\x18\x04 \x01(\x0b\x32\x18.hindsight.v1.DaySummary\x12\x17\n\x0fhas_detail_data\x18\x05 \x01(\x08\x12\x0e\n\x06\x65quity\x18\x06 \x01(\t\x12\x32\n\x0eopen_positions\x18\x07 \x03(\x0b\x32\x1a.hindsight.v1.OpenPosition\"\x87\x01\n\x11\x42\x61\x63ktestCompleted\x12\x13\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\t\x12\x35\n\x0foverall_summary\x18\x02 \x01(\x0b\x32\x1c.hindsight.v1.OverallSummary\x12&\n\x07metrics\x18\x03 \x01(\x0b\x32\x15.hindsight.v1.Metrics\"I\n\x0e\x42\x61\x63ktestFailed\x12\x12\n\nerror_code\x18\x01 \x01(\t\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61te\x18\x03 \x01(\t\"@\n\x11\x42\x61\x63ktestCancelled\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x1b\n\x13last_completed_date\x18\x02 \x01(\t*\xc4\x01\n\x0e\x42\x61\x63ktestStatus\x12\x1f\n\x1b\x42\x41\x43KTEST_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x42\x41\x43KTEST_STATUS_QUEUED\x10\x01\x12\x1b\n\x17\x42\x41\x43KTEST_STATUS_RUNNING\x10\x02\x12\x1d\n\x19\x42\x41\x43KTEST_STATUS_COMPLETED\x10\x03\x12\x1a\n\x16\x42\x41\x43KTEST_STATUS_FAILED\x10\x04\x12\x1d\n\x19\x42\x41\x43KTEST_STATUS_CANCELLED\x10\x05\x32\x8b\x0c\n\x0f\x42\x61\x63ktestService\x12v\n\rStartBacktest\x12\".hindsight.v1.StartBacktestRequest\x1a#.hindsight.v1.StartBacktestResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\"\x11/api/v1/backtests:\x01*\x12\x9d\x01\n\x0eStreamBacktest\x12#.hindsight.v1.StreamBacktestRequest\x1a\x1b.hindsight.v1.BacktestEvent\"G\xea\xe0\x18\x15StreamBacktestBatches\x82\xd3\xe4\x93\x02(\x12&/api/v1/backtests/{backtest_id}/stream0\x01\x12i\n\x15StreamBacktestBatches\x12*.hindsight.v1.StreamBacktestBatchesRequest\x1a .hindsight.v1.BacktestEventBatch\"\x00\x30\x01\x12p\n\x0bGetBacktest\x12 .hindsight.v1.GetBacktestRequest\x1a\x16.hindsight.v1.Backtest\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/api/v1/backtests/{backtest_id}\x12s\n\rListBacktests\x12\".hindsight.v1.ListBacktestsRequest\x1a#.hindsight.v1.ListBacktestsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/api/v1/backtests\x12\x80\x01\n\x0e\x43\x61ncelBacktest\x12#.hindsight.v1.CancelBacktestRequest\x1a\x16.hindsight.v1.Backtest\"1\x82\xd3\xe4\x93\x02+\"&/api/v1/backtests/{backtest_id}:cancel:\x01*\x12\x84\x01\n\x0e\x44\x65leteBacktest\x12#.hindsight.v1.DeleteBacktestRequest\x1a$.hindsight.v1.DeleteBacktestResponse\"\'\x82\xd3\xe4\x93\x02!*\x1f/api/v1/backtests/{backtest_id}\x12s\n\x06GetDay\x12\x1b.hindsight.v1.GetDayRequest\x1a\x17.hindsight.v1.DayDetail\"3\x82\xd3\xe4\x93\x02-\x12+/api/v1/backtests/{backtest_id}/days/{date}\x12\x88\x01\n\x0b\x44ownloadDay\x12 .hindsight.v1.DownloadDayRequest\x1a\x14.google.api.HttpBody\"?\x82\xd3\xe4\x93\x02\x39\x12\x37/api/v1/backtests/{backtest_id}/days/{date}/archive.zip0\x01\x12\x86\x01\n\x10\x44ownloadBacktest\x12%.hindsight.v1.DownloadBacktestRequest\x1a\x14.google.api.HttpBody\"3\x82\xd3\xe4\x93\x02-\x12+/api/v1/backtests/{backtest_id}/archive.zip0\x01\x12\x89\x01\n\x10ValidateStrategy\x12%.hindsight.v1.ValidateStrategyRequest\x1a&.hindsight.v1.ValidateStrategyResponse\"&\x82\xd3\xe4\x93\x02 \"\x1b/api/v1/strategies:validate:\x01*\x12o\n\x0cListDatasets\x12!.hindsight.v1.ListDatasetsRequest\x1a\".hindsight.v1.ListDatasetsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/api/v1/datasetsBT\n\x10\x64\x65v.hindsight.v1P\x01Z>github.com/hindsight/hindsight/gen/go/hindsight/v1;hindsightv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,6 +45,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STARTBACKTESTREQUEST'].fields_by_name['symbol']._serialized_options = b'\342A\001\002'
   _globals['_STREAMBACKTESTREQUEST'].fields_by_name['backtest_id']._loaded_options = None
   _globals['_STREAMBACKTESTREQUEST'].fields_by_name['backtest_id']._serialized_options = b'\342A\001\002'
+  _globals['_STREAMBACKTESTBATCHESREQUEST'].fields_by_name['backtest_id']._loaded_options = None
+  _globals['_STREAMBACKTESTBATCHESREQUEST'].fields_by_name['backtest_id']._serialized_options = b'\342A\001\002'
   _globals['_GETBACKTESTREQUEST'].fields_by_name['backtest_id']._loaded_options = None
   _globals['_GETBACKTESTREQUEST'].fields_by_name['backtest_id']._serialized_options = b'\342A\001\002'
   _globals['_CANCELBACKTESTREQUEST'].fields_by_name['backtest_id']._loaded_options = None
@@ -65,7 +68,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BACKTESTSERVICE'].methods_by_name['StartBacktest']._loaded_options = None
   _globals['_BACKTESTSERVICE'].methods_by_name['StartBacktest']._serialized_options = b'\202\323\344\223\002\026\"\021/api/v1/backtests:\001*'
   _globals['_BACKTESTSERVICE'].methods_by_name['StreamBacktest']._loaded_options = None
-  _globals['_BACKTESTSERVICE'].methods_by_name['StreamBacktest']._serialized_options = b'\202\323\344\223\002(\022&/api/v1/backtests/{backtest_id}/stream'
+  _globals['_BACKTESTSERVICE'].methods_by_name['StreamBacktest']._serialized_options = b'\352\340\030\025StreamBacktestBatches\202\323\344\223\002(\022&/api/v1/backtests/{backtest_id}/stream'
   _globals['_BACKTESTSERVICE'].methods_by_name['GetBacktest']._loaded_options = None
   _globals['_BACKTESTSERVICE'].methods_by_name['GetBacktest']._serialized_options = b'\202\323\344\223\002!\022\037/api/v1/backtests/{backtest_id}'
   _globals['_BACKTESTSERVICE'].methods_by_name['ListBacktests']._loaded_options = None
@@ -84,72 +87,76 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BACKTESTSERVICE'].methods_by_name['ValidateStrategy']._serialized_options = b'\202\323\344\223\002 \"\033/api/v1/strategies:validate:\001*'
   _globals['_BACKTESTSERVICE'].methods_by_name['ListDatasets']._loaded_options = None
   _globals['_BACKTESTSERVICE'].methods_by_name['ListDatasets']._serialized_options = b'\202\323\344\223\002\022\022\020/api/v1/datasets'
-  _globals['_BACKTESTSTATUS']._serialized_start=4727
-  _globals['_BACKTESTSTATUS']._serialized_end=4923
-  _globals['_STARTBACKTESTREQUEST']._serialized_start=234
-  _globals['_STARTBACKTESTREQUEST']._serialized_end=518
-  _globals['_STARTBACKTESTRESPONSE']._serialized_start=521
-  _globals['_STARTBACKTESTRESPONSE']._serialized_end=651
-  _globals['_STREAMBACKTESTREQUEST']._serialized_start=653
-  _globals['_STREAMBACKTESTREQUEST']._serialized_end=727
-  _globals['_PROGRESS']._serialized_start=730
-  _globals['_PROGRESS']._serialized_end=884
-  _globals['_BACKTESTCONFIG']._serialized_start=887
-  _globals['_BACKTESTCONFIG']._serialized_end=1133
-  _globals['_BACKTEST']._serialized_start=1136
-  _globals['_BACKTEST']._serialized_end=1741
-  _globals['_GETBACKTESTREQUEST']._serialized_start=1743
-  _globals['_GETBACKTESTREQUEST']._serialized_end=1809
-  _globals['_LISTBACKTESTSREQUEST']._serialized_start=1812
-  _globals['_LISTBACKTESTSREQUEST']._serialized_end=1940
-  _globals['_LISTBACKTESTSRESPONSE']._serialized_start=1942
-  _globals['_LISTBACKTESTSRESPONSE']._serialized_end=2033
-  _globals['_CANCELBACKTESTREQUEST']._serialized_start=2035
-  _globals['_CANCELBACKTESTREQUEST']._serialized_end=2085
-  _globals['_DELETEBACKTESTREQUEST']._serialized_start=2087
-  _globals['_DELETEBACKTESTREQUEST']._serialized_end=2137
-  _globals['_DELETEBACKTESTRESPONSE']._serialized_start=2139
-  _globals['_DELETEBACKTESTRESPONSE']._serialized_end=2184
-  _globals['_GETDAYREQUEST']._serialized_start=2186
-  _globals['_GETDAYREQUEST']._serialized_end=2248
-  _globals['_DOWNLOADDAYREQUEST']._serialized_start=2250
-  _globals['_DOWNLOADDAYREQUEST']._serialized_end=2317
-  _globals['_DOWNLOADBACKTESTREQUEST']._serialized_start=2319
-  _globals['_DOWNLOADBACKTESTREQUEST']._serialized_end=2371
-  _globals['_VALIDATESTRATEGYREQUEST']._serialized_start=2373
-  _globals['_VALIDATESTRATEGYREQUEST']._serialized_end=2446
-  _globals['_STRATEGYPROBLEM']._serialized_start=2448
-  _globals['_STRATEGYPROBLEM']._serialized_end=2501
-  _globals['_VALIDATESTRATEGYRESPONSE']._serialized_start=2503
-  _globals['_VALIDATESTRATEGYRESPONSE']._serialized_end=2614
-  _globals['_LISTDATASETSREQUEST']._serialized_start=2616
-  _globals['_LISTDATASETSREQUEST']._serialized_end=2637
-  _globals['_DATASET']._serialized_start=2640
-  _globals['_DATASET']._serialized_end=2794
-  _globals['_LISTDATASETSRESPONSE']._serialized_start=2796
-  _globals['_LISTDATASETSRESPONSE']._serialized_end=2859
-  _globals['_BACKTESTEVENT']._serialized_start=2862
-  _globals['_BACKTESTEVENT']._serialized_end=3464
-  _globals['_BACKTESTSTARTED']._serialized_start=3466
-  _globals['_BACKTESTSTARTED']._serialized_end=3588
-  _globals['_DAYSTARTED']._serialized_start=3590
-  _globals['_DAYSTARTED']._serialized_end=3656
-  _globals['_OPENPOSITION']._serialized_start=3659
-  _globals['_OPENPOSITION']._serialized_end=3830
-  _globals['_PNLSUMMARY']._serialized_start=3833
-  _globals['_PNLSUMMARY']._serialized_end=3970
-  _globals['_TICKUPDATE']._serialized_start=3973
-  _globals['_TICKUPDATE']._serialized_end=4144
-  _globals['_TRADEUPDATE']._serialized_start=4146
-  _globals['_TRADEUPDATE']._serialized_end=4238
-  _globals['_DAYCOMPLETED']._serialized_start=4241
-  _globals['_DAYCOMPLETED']._serialized_end=4445
-  _globals['_BACKTESTCOMPLETED']._serialized_start=4448
-  _globals['_BACKTESTCOMPLETED']._serialized_end=4583
-  _globals['_BACKTESTFAILED']._serialized_start=4585
-  _globals['_BACKTESTFAILED']._serialized_end=4658
-  _globals['_BACKTESTCANCELLED']._serialized_start=4660
-  _globals['_BACKTESTCANCELLED']._serialized_end=4724
-  _globals['_BACKTESTSERVICE']._serialized_start=4926
-  _globals['_BACKTESTSERVICE']._serialized_end=6341
+  _globals['_BACKTESTSTATUS']._serialized_start=4925
+  _globals['_BACKTESTSTATUS']._serialized_end=5121
+  _globals['_STARTBACKTESTREQUEST']._serialized_start=262
+  _globals['_STARTBACKTESTREQUEST']._serialized_end=546
+  _globals['_STARTBACKTESTRESPONSE']._serialized_start=549
+  _globals['_STARTBACKTESTRESPONSE']._serialized_end=679
+  _globals['_STREAMBACKTESTREQUEST']._serialized_start=681
+  _globals['_STREAMBACKTESTREQUEST']._serialized_end=755
+  _globals['_STREAMBACKTESTBATCHESREQUEST']._serialized_start=757
+  _globals['_STREAMBACKTESTBATCHESREQUEST']._serialized_end=858
+  _globals['_BACKTESTEVENTBATCH']._serialized_start=860
+  _globals['_BACKTESTEVENTBATCH']._serialized_end=925
+  _globals['_PROGRESS']._serialized_start=928
+  _globals['_PROGRESS']._serialized_end=1082
+  _globals['_BACKTESTCONFIG']._serialized_start=1085
+  _globals['_BACKTESTCONFIG']._serialized_end=1331
+  _globals['_BACKTEST']._serialized_start=1334
+  _globals['_BACKTEST']._serialized_end=1939
+  _globals['_GETBACKTESTREQUEST']._serialized_start=1941
+  _globals['_GETBACKTESTREQUEST']._serialized_end=2007
+  _globals['_LISTBACKTESTSREQUEST']._serialized_start=2010
+  _globals['_LISTBACKTESTSREQUEST']._serialized_end=2138
+  _globals['_LISTBACKTESTSRESPONSE']._serialized_start=2140
+  _globals['_LISTBACKTESTSRESPONSE']._serialized_end=2231
+  _globals['_CANCELBACKTESTREQUEST']._serialized_start=2233
+  _globals['_CANCELBACKTESTREQUEST']._serialized_end=2283
+  _globals['_DELETEBACKTESTREQUEST']._serialized_start=2285
+  _globals['_DELETEBACKTESTREQUEST']._serialized_end=2335
+  _globals['_DELETEBACKTESTRESPONSE']._serialized_start=2337
+  _globals['_DELETEBACKTESTRESPONSE']._serialized_end=2382
+  _globals['_GETDAYREQUEST']._serialized_start=2384
+  _globals['_GETDAYREQUEST']._serialized_end=2446
+  _globals['_DOWNLOADDAYREQUEST']._serialized_start=2448
+  _globals['_DOWNLOADDAYREQUEST']._serialized_end=2515
+  _globals['_DOWNLOADBACKTESTREQUEST']._serialized_start=2517
+  _globals['_DOWNLOADBACKTESTREQUEST']._serialized_end=2569
+  _globals['_VALIDATESTRATEGYREQUEST']._serialized_start=2571
+  _globals['_VALIDATESTRATEGYREQUEST']._serialized_end=2644
+  _globals['_STRATEGYPROBLEM']._serialized_start=2646
+  _globals['_STRATEGYPROBLEM']._serialized_end=2699
+  _globals['_VALIDATESTRATEGYRESPONSE']._serialized_start=2701
+  _globals['_VALIDATESTRATEGYRESPONSE']._serialized_end=2812
+  _globals['_LISTDATASETSREQUEST']._serialized_start=2814
+  _globals['_LISTDATASETSREQUEST']._serialized_end=2835
+  _globals['_DATASET']._serialized_start=2838
+  _globals['_DATASET']._serialized_end=2992
+  _globals['_LISTDATASETSRESPONSE']._serialized_start=2994
+  _globals['_LISTDATASETSRESPONSE']._serialized_end=3057
+  _globals['_BACKTESTEVENT']._serialized_start=3060
+  _globals['_BACKTESTEVENT']._serialized_end=3662
+  _globals['_BACKTESTSTARTED']._serialized_start=3664
+  _globals['_BACKTESTSTARTED']._serialized_end=3786
+  _globals['_DAYSTARTED']._serialized_start=3788
+  _globals['_DAYSTARTED']._serialized_end=3854
+  _globals['_OPENPOSITION']._serialized_start=3857
+  _globals['_OPENPOSITION']._serialized_end=4028
+  _globals['_PNLSUMMARY']._serialized_start=4031
+  _globals['_PNLSUMMARY']._serialized_end=4168
+  _globals['_TICKUPDATE']._serialized_start=4171
+  _globals['_TICKUPDATE']._serialized_end=4342
+  _globals['_TRADEUPDATE']._serialized_start=4344
+  _globals['_TRADEUPDATE']._serialized_end=4436
+  _globals['_DAYCOMPLETED']._serialized_start=4439
+  _globals['_DAYCOMPLETED']._serialized_end=4643
+  _globals['_BACKTESTCOMPLETED']._serialized_start=4646
+  _globals['_BACKTESTCOMPLETED']._serialized_end=4781
+  _globals['_BACKTESTFAILED']._serialized_start=4783
+  _globals['_BACKTESTFAILED']._serialized_end=4856
+  _globals['_BACKTESTCANCELLED']._serialized_start=4858
+  _globals['_BACKTESTCANCELLED']._serialized_end=4922
+  _globals['_BACKTESTSERVICE']._serialized_start=5124
+  _globals['_BACKTESTSERVICE']._serialized_end=6671
 # @@protoc_insertion_point(module_scope)

@@ -4,6 +4,7 @@ from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
 from google.api import httpbody_pb2 as _httpbody_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from hindsight.v1 import options_pb2 as _options_pb2
 from hindsight.v1 import results_pb2 as _results_pb2
 from hindsight.v1 import strategy_pb2 as _strategy_pb2
 from google.protobuf.internal import containers as _containers
@@ -75,6 +76,22 @@ class StreamBacktestRequest(_message.Message):
     backtest_id: str
     after_event_id: int
     def __init__(self, backtest_id: _Optional[str] = ..., after_event_id: _Optional[int] = ...) -> None: ...
+
+class StreamBacktestBatchesRequest(_message.Message):
+    __slots__ = ("backtest_id", "after_event_id", "max_events")
+    BACKTEST_ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    backtest_id: str
+    after_event_id: int
+    max_events: int
+    def __init__(self, backtest_id: _Optional[str] = ..., after_event_id: _Optional[int] = ..., max_events: _Optional[int] = ...) -> None: ...
+
+class BacktestEventBatch(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[BacktestEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[BacktestEvent, _Mapping]]] = ...) -> None: ...
 
 class Progress(_message.Message):
     __slots__ = ("current_date", "completed_days", "total_days", "percentage", "estimated_completion")

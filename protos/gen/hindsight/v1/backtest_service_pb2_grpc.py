@@ -46,6 +46,11 @@ class BacktestServiceStub:
                 request_serializer=hindsight_dot_v1_dot_backtest__service__pb2.StreamBacktestRequest.SerializeToString,
                 response_deserializer=hindsight_dot_v1_dot_backtest__service__pb2.BacktestEvent.FromString,
                 _registered_method=True)
+        self.StreamBacktestBatches = channel.unary_stream(
+                '/hindsight.v1.BacktestService/StreamBacktestBatches',
+                request_serializer=hindsight_dot_v1_dot_backtest__service__pb2.StreamBacktestBatchesRequest.SerializeToString,
+                response_deserializer=hindsight_dot_v1_dot_backtest__service__pb2.BacktestEventBatch.FromString,
+                _registered_method=True)
         self.GetBacktest = channel.unary_unary(
                 '/hindsight.v1.BacktestService/GetBacktest',
                 request_serializer=hindsight_dot_v1_dot_backtest__service__pb2.GetBacktestRequest.SerializeToString,
@@ -106,6 +111,17 @@ class BacktestServiceServicer:
     def StreamBacktest(self, request, context):
         """Streams a backtest's events after `after_event_id` (exclusive): the stored log first,
         then live events, ending after the terminal event.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamBacktestBatches(self, request, context):
+        """StreamBacktest for readers that want throughput (replays, proxies, bulk consumers): the
+        same events in the same order, grouped. A batch holds what is ready when it is sent, up to
+        `max_events` events and about 1 MiB; the engine never waits to fill one, so live events
+        arrive as soon as with StreamBacktest. Batches are never empty. gRPC only: over HTTP the
+        gateway serves StreamBacktest's route through this RPC.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -187,6 +203,11 @@ def add_BacktestServiceServicer_to_server(servicer, server):
                     servicer.StreamBacktest,
                     request_deserializer=hindsight_dot_v1_dot_backtest__service__pb2.StreamBacktestRequest.FromString,
                     response_serializer=hindsight_dot_v1_dot_backtest__service__pb2.BacktestEvent.SerializeToString,
+            ),
+            'StreamBacktestBatches': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamBacktestBatches,
+                    request_deserializer=hindsight_dot_v1_dot_backtest__service__pb2.StreamBacktestBatchesRequest.FromString,
+                    response_serializer=hindsight_dot_v1_dot_backtest__service__pb2.BacktestEventBatch.SerializeToString,
             ),
             'GetBacktest': grpc.unary_unary_rpc_method_handler(
                     servicer.GetBacktest,
@@ -288,6 +309,33 @@ class BacktestService:
             '/hindsight.v1.BacktestService/StreamBacktest',
             hindsight_dot_v1_dot_backtest__service__pb2.StreamBacktestRequest.SerializeToString,
             hindsight_dot_v1_dot_backtest__service__pb2.BacktestEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamBacktestBatches(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/hindsight.v1.BacktestService/StreamBacktestBatches',
+            hindsight_dot_v1_dot_backtest__service__pb2.StreamBacktestBatchesRequest.SerializeToString,
+            hindsight_dot_v1_dot_backtest__service__pb2.BacktestEventBatch.FromString,
             options,
             channel_credentials,
             insecure,
