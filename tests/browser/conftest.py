@@ -1,7 +1,7 @@
 """A real engine and a real gateway on ports 0, and headless Chromium driven by Playwright.
 
 Engine and gateway run in one background thread's event loop, so the tests (Playwright's sync
-API) stay plain functions, and the gateway can be restarted on the same port mid-stream.
+API) stay plain functions; coroutines (a proxy's, for instance) run there through `Stack.call`.
 Chromium is Debian's (`/usr/bin/chromium`, or HINDSIGHT_CHROMIUM); `playwright install` is never
 needed. Without Chromium or Playwright the browser tests are skipped, unless CI is set.
 """
@@ -59,7 +59,7 @@ def example(name: str = "rsi_reversion.json") -> dict[str, Any]:
 
 @dataclass
 class Stack:
-    """The running engine and gateway; `restart_gateway()` stops it and serves again on its port."""
+    """The running engine and gateway, served from a background thread's event loop."""
 
     data_dir: Path
     store_dir: Path
@@ -82,10 +82,6 @@ class Stack:
         self.thread = threading.Thread(target=self.loop.run_forever, name="browser-test-servers", daemon=True)
         self.thread.start()
         self.call(self._start_engine())
-        self.call(self._start_gateway())
-
-    def restart_gateway(self) -> None:
-        self.call(self._stop_gateway())
         self.call(self._start_gateway())
 
     def stop(self) -> None:
@@ -120,7 +116,7 @@ class Stack:
         server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))  # 0 the first time, then the same port again
+        sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         self.gateway = server
         self.gateway_task = asyncio.create_task(server.serve(sockets=[sock]))

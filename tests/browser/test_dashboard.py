@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import threading
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -17,27 +18,30 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.netcut import CutProxy
+
 from .conftest import PageProblems, Stack, example
 
 pytestmark = pytest.mark.browser
 
 TWO_WEEKS = ("2024-01-01", "2024-01-12")
-# Long enough (≈ 30 k events with a tick every bar) that the stream is still flowing when the
-# test cuts it; at the gateway's few thousand events a second it takes several seconds.
+# ≈ 30 k events with a tick every bar (≈ 9 MB of SSE), so that a connection held to
+# STREAM_BUDGET bytes is far from the end of the stream.
 LONG_RUN = ("2024-01-01", "2024-04-30")
+STREAM_BUDGET = 2_000_000
 
 OpenPage = Callable[..., tuple[Any, PageProblems]]
 
 
 @pytest.fixture
 def open_dashboard(context: Any, stack: Stack) -> OpenPage:
-    def open_page(path: str = "", *, expect_errors: bool = False) -> tuple[Any, PageProblems]:
+    def open_page(path: str = "", *, expect_errors: bool = False, base: str = "") -> tuple[Any, PageProblems]:
         page = context.new_page()
         problems = PageProblems()
         page.on("pageerror", lambda exc: problems.errors.append(f"page error: {exc}"))
         if not expect_errors:
             page.on("console", lambda msg: msg.type == "error" and problems.errors.append(f"console: {msg.text}"))
-        page.goto(stack.base_url + path)
+        page.goto((base or stack.base_url) + path)
         page.wait_for_selector("body[data-ready=true]")
         # The form is ready once the examples and datasets have loaded.
         page.wait_for_function("document.querySelector('#f-symbol').options.length > 0"
@@ -169,39 +173,59 @@ def test_run_from_the_page_live_to_completion(open_dashboard: OpenPage, stack: S
 
 def test_reconnect_mid_run_keeps_every_trade_exactly_once(open_dashboard: OpenPage, stack: Stack,
                                                           api: httpx.Client) -> None:
-    page, problems = open_dashboard()
-    backtest_id = start_from_form(page, LONG_RUN, tick_interval=1)
-    page.wait_for_function("window.hindsight.run.trades.length >= 10")
+    # The page talks to the gateway through a TCP proxy. While armed, it lets each event-stream
+    # request have STREAM_BUDGET bytes and then stalls its connection, so the page is mid-run however fast
+    # the engine and the gateway are; cutting those connections is a real network drop.
+    armed = threading.Event()
+    armed.set()
 
-    # 1. The page's own resume path, from a cursor behind what it has seen: the replayed events
-    #    must all be dropped as duplicates.
-    behind = page.evaluate("""() => {
-      const s = window.hindsight.stream;
-      const from = Math.max(0, s.lastId - 500);
-      s.reopenFrom(from);
-      return s.lastId - from;
-    }""")
-    page.wait_for_function(f"window.hindsight.stream.stats.duplicates >= {behind}")
+    def budget(n: int, data: bytes) -> int | None:
+        line = data.split(b"\r\n", 1)[0]
+        is_stream = line.startswith(b"GET ") and b"/stream" in line
+        return STREAM_BUDGET if is_stream and armed.is_set() else None
 
-    # 2. A real drop: the gateway restarts mid-stream; EventSource reconnects with Last-Event-ID.
-    assert not page.evaluate("window.hindsight.run.finished"), "the run ended before the test could cut it"
-    drops_before = page.evaluate("window.hindsight.stream.stats.drops")
-    stack.restart_gateway()
-    page.wait_for_function(f"window.hindsight.stream.stats.drops > {drops_before}")
-    assert not page.evaluate("window.hindsight.run.finished"), "the stream ended before the gateway restarted"
+    proxy = CutProxy(stack.port, budget)
+    port = stack.call(proxy.start())
+    try:
+        page, problems = open_dashboard(base=f"http://127.0.0.1:{port}/")
+        backtest_id = start_from_form(page, LONG_RUN, tick_interval=1)
+        page.wait_for_function("window.hindsight.run.trades.length >= 10")
 
-    wait_finished(page, timeout_ms=60_000)
-    stats = page.evaluate("window.hindsight.stream.stats")
-    bt = api.get(f"api/v1/backtests/{backtest_id}?omit_days=true").json()
-    # Ids are contiguous from 1 and each accepted one is larger than the last: accepting exactly
-    # last_event_id of them means none was missed and none was taken twice.
-    assert stats["events"] == int(bt["last_event_id"]), stats
-    assert stats["duplicates"] >= behind
-    ids = table_trade_ids(page)
-    assert len(ids) == len(set(ids)) == bt["summary"]["total_trades"]
-    assert sorted(ids) == sorted(run_trade_ids(api, backtest_id))
-    assert page.text_content("[data-testid=trades-count]") == f"{len(ids):,}"
-    problems.check()
+        # 1. The page's own resume path, from a cursor behind what it has seen: the replayed
+        #    events must all be dropped as duplicates.
+        behind = page.evaluate("""() => {
+          const s = window.hindsight.stream;
+          const from = Math.max(0, s.lastId - 500);
+          s.reopenFrom(from);
+          return s.lastId - from;
+        }""")
+        page.wait_for_function(f"window.hindsight.stream.stats.duplicates >= {behind}")
+
+        # 2. A real drop mid-run: the stalled connections are reset; EventSource reconnects with
+        #    Last-Event-ID, this time at full speed.
+        assert not page.evaluate("window.hindsight.run.finished")
+        drops_before = page.evaluate("window.hindsight.stream.stats.drops")
+        armed.clear()
+        assert stack.call(proxy.cut(budgeted_only=True)) >= 1
+        page.wait_for_function(f"window.hindsight.stream.stats.drops > {drops_before}")
+
+        wait_finished(page, timeout_ms=60_000)
+        stats = page.evaluate("window.hindsight.stream.stats")
+        bt = api.get(f"api/v1/backtests/{backtest_id}?omit_days=true").json()
+        # Ids are contiguous from 1 and each accepted one is larger than the last: accepting
+        # exactly last_event_id of them means none was missed and none was taken twice.
+        assert stats["events"] == int(bt["last_event_id"]), stats
+        assert stats["duplicates"] >= behind
+        ids = table_trade_ids(page)
+        assert len(ids) == len(set(ids)) == bt["summary"]["total_trades"]
+        assert sorted(ids) == sorted(run_trade_ids(api, backtest_id))
+        assert page.text_content("[data-testid=trades-count]") == f"{len(ids):,}"
+        # Chromium logs the cut response itself to the console; nothing else may appear.
+        from_cut = ("net::ERR_INCOMPLETE_CHUNKED_ENCODING", "net::ERR_CONNECTION_RESET")
+        problems.errors = [e for e in problems.errors if not any(code in e for code in from_cut)]
+        problems.check()
+    finally:
+        stack.call(proxy.stop())
 
 
 def test_validation_problems_are_shown_by_field(open_dashboard: OpenPage) -> None:

@@ -23,6 +23,7 @@ import pytest
 from hindsight.v1 import backtest_service_pb2 as pb
 from hindsight.v1 import backtest_service_pb2_grpc as pb_grpc
 from tests.engine.conftest import data_dir, engine, settings, start_request  # noqa: F401 (fixtures)
+from tests.netcut import CutProxy
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_DIR = REPO / "examples" / "clients" / "node"
@@ -107,68 +108,6 @@ def _load_python_client():
     return module
 
 
-class FlakyProxy:
-    """A TCP proxy in front of the engine whose connections can be cut (a network drop).
-
-    Its first connection forwards at most `budget` bytes to the client and then stalls, so the
-    stream cannot have reached the client whole (in the transport's buffers) before the cut.
-    """
-
-    def __init__(self, target_port: int, budget: int):
-        self.target_port, self.budget = target_port, budget
-        self.connections = 0
-        self._transports: list[asyncio.Transport] = []
-        self._tasks: set[asyncio.Task] = set()
-
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        return self._server.sockets[0].getsockname()[1]
-
-    async def _handle(self, client_reader, client_writer):
-        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        self.connections += 1
-        limit = self.budget if self.connections == 1 else None
-        self._transports += [client_writer.transport, server_writer.transport]
-        tasks = [asyncio.create_task(self._pipe(client_reader, server_writer, None)),
-                 asyncio.create_task(self._pipe(server_reader, client_writer, limit))]
-        self._tasks.update(tasks)
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for writer in (client_writer, server_writer):
-            writer.close()
-
-    @staticmethod
-    async def _pipe(reader, writer, limit):
-        sent = 0
-        try:
-            while data := await reader.read(65536):
-                if limit is not None:
-                    data = data[: max(0, limit - sent)]
-                    if not data:
-                        await asyncio.Event().wait()  # stall until cut
-                writer.write(data)
-                sent += len(data)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-
-    async def cut(self) -> None:
-        """Drops every open connection, like a network failure (the client sees UNAVAILABLE)."""
-        for transport in self._transports:
-            transport.abort()
-        self._transports.clear()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
-
-    async def stop(self) -> None:
-        self._server.close()
-        await self.cut()
-        await self._server.wait_closed()
-
-
 async def test_python_client_resumes_after_a_dropped_connection(engine, capsys):
     """follow() sees UNAVAILABLE when the connection drops mid-stream and resumes after the last event."""
     client = _load_python_client()
@@ -182,7 +121,9 @@ async def test_python_client_resumes_after_a_dropped_connection(engine, capsys):
     total = bt.last_event_id
     assert total > 1000
 
-    proxy = FlakyProxy(engine.port, budget=32 * 1024)
+    # Its first connection forwards 32 kB and stalls: the stream cannot have reached the client
+    # whole (in the transport's buffers) before the cut.
+    proxy = CutProxy(engine.port, budget=lambda n, data: 32 * 1024 if n == 1 else None)
     port = await proxy.start()
     got: list[tuple[int, str]] = []
     paused, resume = threading.Event(), threading.Event()
