@@ -37,8 +37,11 @@ def generate(out_root: Path) -> None:
     from grpc_tools import protoc
 
     (out_root / PACKAGE_DIR).mkdir(parents=True, exist_ok=True)
+    # source_info.binpb: our files with their comments (the gateway's OpenAPI descriptions;
+    # generated Python descriptors carry none).
     args = ["protoc", *[f"-I{p}" for p in include_paths()],
             f"--python_out={out_root}", f"--pyi_out={out_root}", f"--grpc_python_out={out_root}",
+            f"--descriptor_set_out={out_root / PACKAGE_DIR / 'source_info.binpb'}", "--include_source_info",
             *proto_files()]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")

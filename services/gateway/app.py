@@ -37,6 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .bindings import Binding, compile_bindings, known_verbs
 from .endpoints import REQUEST_ID_KEY, BindingRoute, Engine, error_response, make_endpoint
 from .errors import make_status
+from .comments import load_comments
 from .openapi import build_openapi
 from .settings import GatewaySettings, split_host_port
 from .streams import NDJSON_MEDIA_TYPE
@@ -68,7 +69,10 @@ def build_app(target: str | grpc.aio.Channel | None = None, *, settings: Gateway
     services = list(services) if services is not None else default_services()
     bindings = compile_bindings(services)
     engine = Engine(settings.engine_addr if target is None else target, settings)
-    openapi = dumps(build_openapi(bindings))
+    comments: dict[str, str] = {}
+    for package in sorted({s.file.package for s in services}):
+        comments.update(load_comments(package))
+    openapi = dumps(build_openapi(bindings, comments=comments))
 
     async def healthz(request: Request) -> Response:
         return Response(b'{"status":"ok"}', media_type="application/json")

@@ -2,13 +2,14 @@
 
 Paths come from the `google.api.http` rules; schemas (under their full proto names) follow the
 proto3 JSON mapping the gateway speaks: snake_case names, enums as strings, 64-bit integers as
-strings, Timestamp as date-time, maps as objects.
+strings, Timestamp as date-time, maps as objects. Descriptions are the protos' comments
+(`comments`, from services/gateway/comments.py), where there are any.
 """
 
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from google.api import field_behavior_pb2
@@ -89,8 +90,8 @@ REST, Server-Sent Events and downloads, generated from the gRPC service's `googl
 
 
 def build_openapi(bindings: Sequence[Binding], *, title: str = "Hindsight API",
-                  version: str | None = None) -> dict[str, Any]:
-    schemas = _Schemas()
+                  version: str | None = None, comments: Mapping[str, str] | None = None) -> dict[str, Any]:
+    schemas = _Schemas(comments or {})
     paths: dict[str, dict[str, Any]] = {}
     used_ids: set[str] = set()
     for binding in bindings:
@@ -143,7 +144,8 @@ def _operation(binding: Binding, op_id: str, schemas: _Schemas) -> dict[str, Any
     params: list[dict[str, Any]] = []
     for var in binding.template.variables:
         field = _field_at(request, var.field_path)
-        params.append({"name": var.name, "in": "path", "required": True, "schema": schemas.field(field)})
+        params.append(schemas.described({"name": var.name, "in": "path", "required": True,
+                                         "schema": schemas.field(field)}, field))
     if binding.body != "*":
         for name, field in _query_fields(request, "", 0, frozenset()):
             if name in path_fields or name.split(".")[0] == binding.body:
@@ -152,7 +154,7 @@ def _operation(binding: Binding, op_id: str, schemas: _Schemas) -> dict[str, Any
             param: dict[str, Any] = {"name": name, "in": "query", "required": False, "schema": schema}
             if field.is_repeated:
                 param.update(style="form", explode=True)
-            params.append(param)
+            params.append(schemas.described(param, field))
     streaming = binding.kind is ResponseKind.STREAM
     if streaming and RESUME_FIELD in request.fields_by_name:
         params.append({"name": "Last-Event-ID", "in": "header", "required": False,
@@ -160,9 +162,11 @@ def _operation(binding: Binding, op_id: str, schemas: _Schemas) -> dict[str, Any
                        "schema": _SCALARS[request.fields_by_name[RESUME_FIELD].type]})
     params.append({"$ref": "#/components/parameters/GrpcTimeout"})
     params.append({"$ref": "#/components/parameters/RequestId"})
+    doc = schemas.comments.get(method.full_name, "")
     op: dict[str, Any] = {"operationId": op_id, "tags": [method.containing_service.name],
-                          "summary": f"{method.name} ({method.full_name})", "parameters": params,
-                          "security": [{}, {"bearer": []}]}
+                          "summary": _first_sentence(doc) or method.name,
+                          "description": f"{doc}\n\ngRPC: `{method.full_name}`" if doc else f"gRPC: `{method.full_name}`",
+                          "parameters": params, "security": [{}, {"bearer": []}]}
     if binding.body:
         op["requestBody"] = {"required": binding.body == "*",
                              "content": {"application/json": {"schema": _body_schema(binding, schemas)}}}
@@ -236,6 +240,12 @@ def _download_type(binding: Binding) -> str:
     return guessed or "application/octet-stream"
 
 
+def _first_sentence(text: str) -> str:
+    first = text.split("\n\n", 1)[0].replace("\n", " ")
+    end = first.find(". ")
+    return (first[:end + 1] if end >= 0 else first).strip()
+
+
 def _ref(name: str) -> str:
     return f"#/components/schemas/{name}"
 
@@ -243,29 +253,44 @@ def _ref(name: str) -> str:
 class _Schemas:
     """Collects component schemas (messages and enums, by full name) as fields refer to them."""
 
-    def __init__(self) -> None:
+    def __init__(self, comments: Mapping[str, str]) -> None:
         self.schemas: dict[str, Any] = {}
+        self.comments = comments
+
+    def described(self, where: dict[str, Any], field: FieldDescriptor) -> dict[str, Any]:
+        """`where` with the field's comment as its description, if it has one."""
+        text = self.comments.get(field.full_name)
+        if text:
+            where["description"] = text
+        return where
 
     def message(self, desc: Descriptor) -> dict[str, Any]:
         if desc.full_name in _WELL_KNOWN:
             return dict(_WELL_KNOWN[desc.full_name])
         if desc.full_name not in self.schemas:
             self.schemas[desc.full_name] = {}  # placeholder first: messages may be recursive
-            props = {f.name: self.field(f) for f in desc.fields}
+            props = {f.name: self.described(self.field(f), f) for f in desc.fields}
             schema: dict[str, Any] = {"type": "object", "properties": props}
             required = [f.name for f in desc.fields if _is_required(f)]
             if required:
                 schema["required"] = required
+            notes = [self.comments.get(desc.full_name, "")]
             oneofs = [o for o in desc.oneofs if not (len(o.fields) == 1 and o.name == "_" + o.fields[0].name)]
-            if oneofs:
-                schema["description"] = "; ".join(
-                    f"at most one of {', '.join(f.name for f in o.fields)} ({o.name})" for o in oneofs)
+            notes += [f"At most one of {', '.join(f.name for f in o.fields)} ({o.name})." for o in oneofs]
+            if any(notes):
+                schema["description"] = "\n\n".join(n for n in notes if n)
             self.schemas[desc.full_name] = schema
         return {"$ref": _ref(desc.full_name)}
 
     def enum(self, desc: EnumDescriptor) -> dict[str, Any]:
         if desc.full_name not in self.schemas:
-            self.schemas[desc.full_name] = {"type": "string", "enum": [v.name for v in desc.values]}
+            schema: dict[str, Any] = {"type": "string", "enum": [v.name for v in desc.values]}
+            lines = [self.comments.get(desc.full_name, "")]
+            lines += [f"- `{v.name}`: {self.comments[f'{desc.full_name}.{v.name}']}" for v in desc.values
+                      if f"{desc.full_name}.{v.name}" in self.comments]
+            if any(lines):
+                schema["description"] = "\n".join(line for line in lines if line)
+            self.schemas[desc.full_name] = schema
         return {"$ref": _ref(desc.full_name)}
 
     def field(self, field: FieldDescriptor) -> dict[str, Any]:
