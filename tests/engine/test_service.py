@@ -111,20 +111,21 @@ async def test_late_reader_gets_full_replay_and_terminal_resume_is_empty(stub):
     assert kinds(tail) == ["backtest_completed"]
 
 
-async def test_stream_errors(stub):
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await collect(stub, "bt_nope")
-    assert info.value.code() == grpc.StatusCode.NOT_FOUND
-    bid, full = await run_to_end(stub)
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await collect(stub, bid, after=full[-1].event_id + 1)
-    assert info.value.code() == grpc.StatusCode.OUT_OF_RANGE
-    assert "after_event_id" in bad_request_fields(info.value)
-
-
 async def collect_batches(stub, bid: str, after: int = 0, max_events: int = 0) -> list[list[pb.BacktestEvent]]:
     request = pb.StreamBacktestBatchesRequest(backtest_id=bid, after_event_id=after, max_events=max_events)
     return [list(batch.events) async for batch in stub.StreamBacktestBatches(request)]
+
+
+@pytest.mark.parametrize("read", [collect, collect_batches], ids=["StreamBacktest", "StreamBacktestBatches"])
+async def test_stream_errors(stub, read):
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await read(stub, "bt_nope")
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    bid, full = await run_to_end(stub)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await read(stub, bid, after=full[-1].event_id + 1)
+    assert info.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    assert "after_event_id" in bad_request_fields(info.value)
 
 
 async def test_batches_carry_the_same_events_as_the_plain_stream(stub):
@@ -168,17 +169,6 @@ async def test_batches_are_cut_by_size_without_parsing_events():
     big = pb.BacktestEvent(event_id=1, backtest_id="x" * 5000)  # larger than the cut: goes alone
     alone = list(batch_bytes([(1, big.SerializeToString()), (2, page[1][1])], 1024))
     assert [list(pb.BacktestEventBatch.FromString(b).events) for b in alone] == [[big], [events[1]]]
-
-
-async def test_batch_stream_errors(stub):
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await collect_batches(stub, "bt_nope")
-    assert info.value.code() == grpc.StatusCode.NOT_FOUND
-    bid, full = await run_to_end(stub)
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await collect_batches(stub, bid, after=full[-1].event_id + 1)
-    assert info.value.code() == grpc.StatusCode.OUT_OF_RANGE
-    assert "after_event_id" in bad_request_fields(info.value)
 
 
 async def test_stalled_reader_does_not_hold_back_the_engine(stub, engine):
