@@ -7,10 +7,14 @@ Temp file in the same directory (rename is atomic only within one file system) +
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import gzip
 import json
 import os
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +57,39 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def sync_filesystem(path: Path) -> bool:
+    """Flush every write on the file system that holds `path` to disk: Linux syncfs(2).
+
+    Durably writing many small files this way costs one journal commit and one device flush,
+    where an fsync per file pays a flush each (here: 5 ms instead of 200 ms for 735 files).
+    Returns False where syncfs is unavailable; the caller then fsyncs file by file.
+    """
+    syncfs = _syncfs()
+    if syncfs is None:
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(path))
+    finally:
+        os.close(fd)
+    return True
+
+
+@functools.cache
+def _syncfs() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):  # a libc without syncfs (glibc has it since 2.14)
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn  # type: ignore[no-any-return]
 
 
 def dumps_json(obj: Any, *, indent: int | None = None) -> bytes:

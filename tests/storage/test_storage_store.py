@@ -269,10 +269,24 @@ def test_satisfies_protocol(store: LocalStore) -> None:
     assert backend.ttl_seconds == 100.0
 
 
-def test_days_written_without_fsync_are_synced_later(tmp_path):
+@pytest.mark.parametrize("syncfs", [True, False], ids=["syncfs", "fsync-each"])
+def test_days_written_without_fsync_are_synced_later(tmp_path, monkeypatch, syncfs: bool):
+    import storage.atomic
     from storage import LocalStore
     from storage.records import BacktestRecord
 
+    calls = []
+    real = storage.atomic._syncfs()
+    if syncfs:
+        if real is None:
+            pytest.skip("no syncfs on this platform")
+        monkeypatch.setattr(storage.atomic, "_syncfs", lambda: lambda fd: calls.append(fd) or real(fd))
+    else:
+        monkeypatch.setattr(storage.atomic, "_syncfs", lambda: None)
+        fsynced: list[str] = []  # os.fsync is patched for everyone: record what each call flushed
+        real_fsync = os.fsync
+        monkeypatch.setattr(os, "fsync", lambda fd: fsynced.append(os.path.realpath(f"/proc/self/fd/{fd}"))
+                            or real_fsync(fd))
     with LocalStore(tmp_path, fsync=True) as store:
         store.create(BacktestRecord(backtest_id="bt_1", strategy_id="s", created_at=1.0))
         for d in ("2024-01-01", "2024-01-02"):
@@ -282,3 +296,10 @@ def test_days_written_without_fsync_are_synced_later(tmp_path):
         assert store.read_day("bt_1", "2024-01-02")[0]["date"] == "2024-01-02"
         with pytest.raises(NotFound):
             store.sync_days("bt_1", ["2024-01-03"])
+    if syncfs:
+        assert len(calls) == 1  # one flush of the file system for both days
+    else:
+        root = os.path.realpath(tmp_path)
+        files = [p for p in fsynced if p.endswith(".json.gz")]
+        assert sorted(files) == sorted(f"{root}/backtests/bt_1/days/{d}/{name}" for d in ("2024-01-01", "2024-01-02")
+                                       for name in ("trades_daily.json.gz", "diagnostics_export.json.gz")), fsynced
