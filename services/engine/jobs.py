@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
@@ -38,6 +38,8 @@ STATUS_ENUM = {QUEUED: pb.BACKTEST_STATUS_QUEUED, RUNNING: pb.BACKTEST_STATUS_RU
                COMPLETED: pb.BACKTEST_STATUS_COMPLETED, FAILED: pb.BACKTEST_STATUS_FAILED,
                CANCELLED: pb.BACKTEST_STATUS_CANCELLED}
 STATUS_NAME = {v: k for k, v in STATUS_ENUM.items()}
+# Threads writing day files, shared by all running backtests.
+DAY_WRITERS = 2
 
 
 class QueueFull(Exception):
@@ -157,6 +159,7 @@ class JobManager:
         self._running: dict[str, int] = {}      # caller → running count
         self._n_running = 0
         self._pool = ThreadPoolExecutor(max_workers=settings.max_concurrent, thread_name_prefix="backtest")
+        self._writers = ThreadPoolExecutor(max_workers=DAY_WRITERS, thread_name_prefix="dayfiles")
         self._closed = False
 
     # --- queries -------------------------------------------------------------------------
@@ -323,11 +326,14 @@ class JobManager:
 
         written: list[str] = []
 
-        def publish_day(day: DayResult) -> None:
+        def write_files(day: DayResult) -> int:
             # Atomic now, durable at the end (sync_days): an fsync per file would cost more
             # than the backtest. A power cut mid-run leaves the run unfinished in the index,
             # and the next engine closes it as failed.
-            size = self.store.write_day(bid, day.date, day.trades_daily(), day.diagnostics_export(), fsync=False)
+            return self.store.write_day(bid, day.date, day.trades_daily(), day.diagnostics_export(), fsync=False)
+
+        def publish_day(day: DayResult, files: Future[int]) -> None:
+            size = files.result()  # a day's files exist before any event announces the day
             written.append(day.date)
             events = ev.day_events(day, totals, has_detail_data=True)
             pub.append(events, sync=False)
@@ -345,7 +351,11 @@ class JobManager:
                                   last_event_id=pub.log.last_id)
 
         def on_day(day: DayResult) -> None:
-            pub.submit(lambda: publish_day(day))
+            # Files for several days are written at once (gzip and the file system calls let
+            # go of the GIL); the publisher appends each day's events in order, once its files
+            # are complete.
+            files = self._writers.submit(write_files, day)
+            pub.submit(lambda: publish_day(day, files))
 
         result = bt.run(on_day=on_day, should_stop=job.cancel.is_set)
         pub.drain()
@@ -421,6 +431,7 @@ class JobManager:
             if job is not None and job.status == QUEUED:
                 self._finish_queued_cancel(job, "the engine is shutting down")
         self._pool.shutdown(wait=wait)
+        self._writers.shutdown(wait=wait)
 
 
 def _finite(d: dict) -> dict:

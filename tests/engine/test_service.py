@@ -237,6 +237,39 @@ async def test_get_day_and_downloads(stub):
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+async def test_a_day_can_be_read_as_soon_as_an_event_announces_it(stub, monkeypatch):
+    # Day files are written by a pool of threads, several days at a time; a day's events must
+    # still wait for its files. Checked live, while the run is going, with slow writes (so
+    # that an event sent too early would find no files).
+    from storage import LocalStore
+
+    write_day = LocalStore.write_day
+
+    def slow_write_day(self, *args, **kwargs):
+        time.sleep(0.01)
+        return write_day(self, *args, **kwargs)
+
+    monkeypatch.setattr(LocalStore, "write_day", slow_write_day)
+    resp = await stub.StartBacktest(start_request(days=("2022-01-01", "2023-12-31")))
+    call = stub.StreamBacktest(pb.StreamBacktestRequest(backtest_id=resp.backtest_id))
+    checked, running = 0, False
+    async for event in call:
+        kind = event.WhichOneof("event")
+        if kind in ("day_started", "day_completed"):
+            date = getattr(event, kind).date
+            detail = await stub.GetDay(pb.GetDayRequest(backtest_id=resp.backtest_id, date=date))
+            assert detail.date == date
+            checked += 1
+            if checked == 1:
+                bt = await stub.GetBacktest(pb.GetBacktestRequest(backtest_id=resp.backtest_id, omit_days=True))
+                running = bt.status == pb.BACKTEST_STATUS_RUNNING
+            if checked == 200:
+                break
+    call.cancel()
+    await stub.CancelBacktest(pb.CancelBacktestRequest(backtest_id=resp.backtest_id))
+    assert checked == 200 and running
+
+
 async def test_cancel_ends_the_stream_with_backtest_cancelled(stub):
     resp = await stub.StartBacktest(start_request(days=("2016-01-01", "2025-12-31"), tick_interval=1))
     call = stub.StreamBacktest(pb.StreamBacktestRequest(backtest_id=resp.backtest_id))
