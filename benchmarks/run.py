@@ -345,6 +345,7 @@ FIGURES = [
     ("service", "one_year_events", "  events in the one-year run"),
     ("gateway", "get_http_ms_p50", "GetBacktest through the gateway, ms (p50)"),
     ("gateway", "get_grpc_ms_p50", "GetBacktest direct over gRPC, ms (p50)"),
+    ("gateway", "get_raw_overhead_ms_p50", "gateway overhead on GetBacktest with a minimal HTTP client instead of httpx, ms (p50)"),
 ]
 
 
