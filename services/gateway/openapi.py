@@ -16,7 +16,7 @@ from google.api import field_behavior_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
 from .bindings import Binding, ResponseKind
-from .streams import NDJSON_MEDIA_TYPE, SSE_MEDIA_TYPE, STREAM_ERROR_EVENT
+from .streams import NDJSON_MEDIA_TYPE, SSE_MEDIA_TYPE, STREAM_ERROR_EVENT, sse_shape
 from .transcoding import RESUME_FIELD
 
 ERROR_SCHEMA = "google.rpc.Status"
@@ -180,9 +180,7 @@ def _operation(binding: Binding, op_id: str, schemas: _Schemas) -> dict[str, Any
     elif streaming:
         schemas.message(method.output_type)
         responses = {
-            "200": {"description": f"A stream of {method.output_type.name}. SSE: `id:` event id, `event:` the kind "
-                                   f"(the set oneof field), `data:` the message as JSON; a failure after the first "
-                                   f"event is `event: {STREAM_ERROR_EVENT}` with a google.rpc.Status.",
+            "200": {"description": _stream_description(method.output_type),
                     "content": {SSE_MEDIA_TYPE: {"schema": out_ref},
                                 NDJSON_MEDIA_TYPE: {"schema": {"type": "object", "properties": {
                                     "result": out_ref, "error": {"$ref": _ref(ERROR_SCHEMA)}}}}}},
@@ -197,6 +195,20 @@ def _operation(binding: Binding, op_id: str, schemas: _Schemas) -> dict[str, Any
     responses["default"] = error
     op["responses"] = responses
     return op
+
+
+def _stream_description(desc: Descriptor) -> str:
+    id_of, oneof = sse_shape(desc)
+    parts = []
+    if id_of is not None:
+        batch = "event_id" not in desc.fields_by_name
+        parts.append("`id:` the id of the batch's last event" if batch else "`id:` the event id")
+    if oneof is not None:
+        parts.append(f"`event:` the kind (the set field of `{oneof}`)")
+    parts.append("`data:` the message as JSON")
+    return (f"A stream of {desc.name}. SSE: {', '.join(parts)}; a failure after the first message is "
+            f"`event: {STREAM_ERROR_EVENT}` with a google.rpc.Status. NDJSON: one `{{\"result\": ...}}` per "
+            f"line, and a final `{{\"error\": ...}}` on failure.")
 
 
 def _body_schema(binding: Binding, schemas: _Schemas) -> dict[str, Any]:

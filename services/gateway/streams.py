@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import operator
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -50,7 +51,11 @@ class Framing(Protocol):
 
 
 class SseFraming:
-    """text/event-stream: `id:` the message's `event_id`, `event:` its set oneof, `data:` JSON."""
+    """text/event-stream: `id:` the message's `event_id`, `event:` its set oneof, `data:` JSON.
+
+    A batch (a message whose one field is a repeated message with an `event_id`) takes the id
+    of its last item, so that Last-Event-ID resumes a batched stream too.
+    """
 
     media_type = SSE_MEDIA_TYPE
     heartbeat: bytes | None = b": keepalive\n\n"
@@ -62,8 +67,9 @@ class SseFraming:
         return f"retry: {self._retry_ms}\n\n".encode()
 
     def message(self, message: Message) -> bytes:
-        has_id, oneof = _sse_shape(message.DESCRIPTOR)
-        head = f"id: {message.event_id}\n" if has_id else ""
+        id_of, oneof = sse_shape(message.DESCRIPTOR)
+        event_id = id_of(message) if id_of else None
+        head = f"id: {event_id}\n" if event_id is not None else ""
         kind = message.WhichOneof(oneof) if oneof else None
         if kind:
             head += f"event: {kind}\n"
@@ -74,17 +80,32 @@ class SseFraming:
         return f"event: {STREAM_ERROR_EVENT}\n".encode() + b"data: " + dumps(status_to_dict(status)) + b"\n\n"
 
 
+IdOf = Callable[[Message], Any]
+
+
 @functools.cache
-def _sse_shape(desc: Descriptor) -> tuple[bool, str | None]:
-    """(has a singular `event_id` field, name of its first real oneof): fixed per message type."""
-    id_field = desc.fields_by_name.get("event_id")
-    has_id = id_field is not None and not id_field.is_repeated
+def sse_shape(desc: Descriptor) -> tuple[IdOf | None, str | None]:
+    """(how to read a message's SSE id, name of its first real oneof): fixed per message type."""
+    def has_event_id(d: Descriptor) -> bool:
+        field = d.fields_by_name.get("event_id")
+        return field is not None and not field.is_repeated and field.message_type is None
+
+    id_of: IdOf | None = None
+    if has_event_id(desc):
+        id_of = operator.attrgetter("event_id")
+    elif len(desc.fields) == 1 and desc.fields[0].is_repeated and desc.fields[0].message_type is not None \
+            and has_event_id(desc.fields[0].message_type):
+        name = desc.fields[0].name
+
+        def id_of(message: Message) -> Any:
+            items = getattr(message, name)
+            return items[-1].event_id if len(items) else None
     for oneof in desc.oneofs:
         # protoc names the synthetic oneof of a proto3 `optional` field "_<field>".
         synthetic = len(oneof.fields) == 1 and oneof.name == "_" + oneof.fields[0].name
         if not synthetic:
-            return has_id, oneof.name
-    return has_id, None
+            return id_of, oneof.name
+    return id_of, None
 
 
 class NdjsonFraming:

@@ -11,6 +11,8 @@ from services.gateway.bindings import BindingError, PathTemplate, ResponseKind, 
 from services.gateway.errors import HTTP_STATUS_FROM_CODE, http_status
 from services.gateway.settings import GatewaySettings, split_host_port
 
+from services.gateway.app import default_services
+
 from .conftest import batch_test_service, echo_service, services
 
 
@@ -73,6 +75,7 @@ def test_every_rule_of_the_api_becomes_a_binding() -> None:
     expected = {
         ("StartBacktest", "POST", "/api/v1/backtests"): ResponseKind.UNARY,
         ("StreamBacktest", "GET", "/api/v1/backtests/{backtest_id}/stream"): ResponseKind.STREAM,
+        ("StreamBacktestBatches", "GET", "/api/v1/backtests/{backtest_id}/stream:batches"): ResponseKind.STREAM,
         ("GetBacktest", "GET", "/api/v1/backtests/{backtest_id}"): ResponseKind.UNARY,
         ("ListBacktests", "GET", "/api/v1/backtests"): ResponseKind.UNARY,
         ("CancelBacktest", "POST", "/api/v1/backtests/{backtest_id}:cancel"): ResponseKind.UNARY,
@@ -87,7 +90,10 @@ def test_every_rule_of_the_api_becomes_a_binding() -> None:
         assert by_rpc[key].kind is kind, key
     # The echo service: six rules on Echo (additional_bindings included), EchoTags, Count, Render, Upload.
     assert sum(1 for b in bindings if b.method.containing_service.name == "EchoService") == 10
-    assert known_verbs(bindings) == {"cancel", "validate", "echo", "peek"}
+    assert known_verbs(bindings) == {"cancel", "validate", "batches", "echo", "peek"}
+    # Every RPC of the API has a rule (ARCHITECTURE.md); the test list above names them all.
+    api = default_services()[0]
+    assert {m.name for m in api.methods} == {rpc for rpc, _, _ in expected}
     assert by_rpc[("StartBacktest", "POST", "/api/v1/backtests")].body == "*"
     assert by_rpc[("StartBacktest", "POST", "/api/v1/backtests")].grpc_path == \
         "/hindsight.v1.BacktestService/StartBacktest"

@@ -79,6 +79,23 @@ async def test_resume_gives_exactly_the_rest(real: str, finished: dict[str, Any]
         assert gone.status_code == 404
 
 
+async def test_the_batched_route_carries_the_same_events(real: str, finished: dict[str, Any]) -> None:
+    blocks = events_of(parse_sse(finished["text"]))
+    expected = [json.loads(b["data"]) for b in blocks]
+    async with httpx.AsyncClient(base_url=real, timeout=60) as c:
+        r = await c.get(f"/api/v1/backtests/{finished['id']}/stream:batches",
+                        headers={"accept": "application/x-ndjson"})
+        assert r.status_code == 200 and r.headers["content-type"] == "application/x-ndjson"
+        batches = [json.loads(line)["result"]["events"] for line in r.text.splitlines()]
+        assert [e for b in batches for e in b] == expected
+        r = await c.get(f"/api/v1/backtests/{finished['id']}/stream:batches?max_events=7",
+                        headers={"last-event-id": "10"})
+        sse = events_of(parse_sse(r.text))
+        got = [e for b in sse for e in json.loads(b["data"])["events"]]
+        assert got == expected[10:] and all(len(json.loads(b["data"])["events"]) <= 7 for b in sse)
+        assert [int(b["id"]) for b in sse] == [int(json.loads(b["data"])["events"][-1]["event_id"]) for b in sse]
+
+
 async def test_day_zip_matches_the_days_trades(real: str, finished: dict[str, Any]) -> None:
     async with httpx.AsyncClient(base_url=real, timeout=60) as c:
         days = (await c.get(f"/api/v1/backtests/{finished['id']}")).json()["daily_summaries"]

@@ -68,6 +68,29 @@ async def test_many_events_arrive_complete_and_in_order(client: httpx.AsyncClien
     assert [json.loads(e["data"]) for e in events] == expected
 
 
+async def test_the_batched_stream_has_a_route_of_its_own(client: httpx.AsyncClient, fake: FakeBacktestService) -> None:
+    # SSE: one SSE event per batch, its id the id of the batch's last event.
+    r = await client.get(STREAM.format("bt-1") + ":batches?max_events=4")
+    assert r.status_code == 200 and r.headers["content-type"] == "text/event-stream"
+    blocks = events_of(parse_sse(r.text))
+    batches = [json.loads(b["data"])["events"] for b in blocks]
+    assert [len(b) for b in batches] == [4, 4, 3]
+    assert [int(b["id"]) for b in blocks] == [4, 8, 11]
+    assert all("event" not in b for b in blocks)  # a batch has no kind: EventSource's default "message"
+    assert [int(e["event_id"]) for b in batches for e in b] == list(range(1, N_EVENTS + 1))
+    assert fake.last("StreamBacktestBatches").request.max_events == 4
+    # Resume from the last id seen, as EventSource does.
+    r = await client.get(STREAM.format("bt-1") + ":batches?max_events=4", headers={"last-event-id": "8"})
+    assert [int(b["id"]) for b in events_of(parse_sse(r.text))] == [11]
+    assert fake.last("StreamBacktestBatches").request.after_event_id == 8
+    # NDJSON: a batch per line.
+    r = await client.get(STREAM.format("bt-1") + ":batches", headers={"accept": "application/x-ndjson"})
+    lines = [json.loads(line)["result"]["events"] for line in r.text.splitlines()]
+    assert [len(b) for b in lines] == [5, 5, 1]
+    r = await client.get(STREAM.format("bt-1") + ":batches", headers={"last-event-id": str(N_EVENTS)})
+    assert r.status_code == 204
+
+
 class FakeWithoutBatches(FakeBacktestService):
     """An older engine: StreamBacktestBatches is UNIMPLEMENTED (the generated base method)."""
 

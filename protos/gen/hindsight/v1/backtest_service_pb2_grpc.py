@@ -120,8 +120,8 @@ class BacktestServiceServicer:
         """StreamBacktest for readers that want throughput (replays, proxies, bulk consumers): the
         same events in the same order, grouped. A batch holds what is ready when it is sent, up to
         `max_events` events and about 1 MiB; the engine never waits to fill one, so live events
-        arrive as soon as with StreamBacktest. Batches are never empty. gRPC only: over HTTP the
-        gateway serves StreamBacktest's route through this RPC.
+        arrive as soon as with StreamBacktest. Batches are never empty. The gateway also serves
+        StreamBacktest's own route through this RPC, one SSE event per event.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
