@@ -115,6 +115,8 @@ function title(config) {
     + `${config.start_date || '…'} → ${config.end_date || '…'} · ${run.id}`;
 }
 
+let tableTimer = 0;
+
 function schedule() {
   if (!frame) frame = requestAnimationFrame(render);
 }
@@ -123,7 +125,11 @@ function render() {
   frame = 0;
   if (!run) return;
   const c = run.drain();
-  trades.append(c.trades);
+  trades.queue(c.trades);
+  if (!trades.flush(run.finished) && !tableTimer) {
+    // Rows are still queued: come back for them even if no event arrives meanwhile.
+    tableTimer = setTimeout(() => { tableTimer = 0; schedule(); }, trades.appendEveryMs);
+  }
   if (c.days.size) calendar.update(run.days, c.days);
   charts.append(c.equity, c.daily);
   if (!run.finished && (c.equity.length || c.daily.length)) charts.follow();
