@@ -60,12 +60,15 @@ async def _run(*argv: str, timeout: float = 120, env: dict | None = None) -> tup
     return proc.returncode, out.decode(), err.decode()
 
 
-async def test_node_client_drops_and_resumes_without_loss(engine):
+@pytest.mark.parametrize("batches", [0, 16], ids=["StreamBacktest", "StreamBacktestBatches"])
+async def test_node_client_drops_and_resumes_without_loss(engine, batches):
     node = _node()
     rc, out, err = await _run(node, str(NODE_DIR / "client.js"), "--from", "2024-01-01", "--to", "2024-01-31",
-                              "--drop-after", "50", env={"HINDSIGHT_GRPC_ADDR": f"127.0.0.1:{engine.port}"})
+                              "--drop-after", "50", "--batches", str(batches),
+                              env={"HINDSIGHT_GRPC_ADDR": f"127.0.0.1:{engine.port}"})
     assert rc == 0, f"node client exited {rc}\nstdout:\n{out}\nstderr:\n{err}"
     summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["rpc"] == ("StreamBacktestBatches" if batches else "StreamBacktest"), summary
     assert summary["terminal"] == "backtest_completed", summary
     assert summary["lost"] == 0 and summary["repeated"] == 0 and summary["contiguous"] is True, summary
     assert summary["resumed_at"] == 50 and summary["reconnects"] >= 1, summary

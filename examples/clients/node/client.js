@@ -7,10 +7,13 @@
 // that says whether every event id 1..N arrived exactly once, and exits 0 only if so.
 //
 //   node client.js [--strategy FILE] [--symbol SIM-NIFTY] [--from 2024-01-01] [--to 2024-01-31]
-//                  [--drop-after 50] [--addr 127.0.0.1:50051]
+//                  [--drop-after 50] [--batches 0] [--addr 127.0.0.1:50051]
+//
+// --batches N (N > 0) reads StreamBacktestBatches, N events per message at most, instead of
+// StreamBacktest: the same events, far fewer messages (what bulk readers should use).
 //
 // Environment fallbacks: HINDSIGHT_GRPC_ADDR, HINDSIGHT_STRATEGY, HINDSIGHT_SYMBOL, HINDSIGHT_FROM,
-// HINDSIGHT_TO, HINDSIGHT_DROP_AFTER. Progress goes to stderr; stdout gets only the summary line.
+// HINDSIGHT_TO, HINDSIGHT_DROP_AFTER, HINDSIGHT_BATCHES. Progress goes to stderr; stdout gets only the summary line.
 'use strict';
 
 const fs = require('node:fs');
@@ -37,11 +40,14 @@ function options() {
       from: { type: 'string', default: env.HINDSIGHT_FROM || '2024-01-01' },
       to: { type: 'string', default: env.HINDSIGHT_TO || '2024-01-31' },
       'drop-after': { type: 'string', default: env.HINDSIGHT_DROP_AFTER || '50' },
+      batches: { type: 'string', default: env.HINDSIGHT_BATCHES || '0' },
     },
   });
   const dropAfter = Number.parseInt(values['drop-after'], 10);
   if (!Number.isInteger(dropAfter) || dropAfter < 0) throw new Error('--drop-after must be an integer >= 0');
-  return { ...values, dropAfter };
+  const batches = Number.parseInt(values.batches, 10);
+  if (!Number.isInteger(batches) || batches < 0) throw new Error('--batches must be an integer >= 0');
+  return { ...values, dropAfter, batches };
 }
 
 function loadService() {
@@ -78,18 +84,23 @@ function startBacktest(client, request) {
 }
 
 // Streams after `after` and calls onEvent for each event; onEvent returns true to drop the
-// connection. Resolves to 'end' (the server ended the stream), 'dropped' or 'unavailable'; rejects
-// on any other error.
-function streamOnce(client, backtestId, after, onEvent) {
+// connection. With batches > 0 it reads StreamBacktestBatches (each message: { events: [...] }).
+// Resolves to 'end' (the server ended the stream), 'dropped' or 'unavailable'; rejects on any
+// other error.
+function streamOnce(client, backtestId, after, onEvent, batches) {
   return new Promise((resolve, reject) => {
     let dropped = false;
-    const call = client.StreamBacktest({ backtest_id: backtestId, after_event_id: after });
-    call.on('data', (ev) => {
-      if (dropped) return; // messages already buffered when we cancelled
-      if (onEvent(ev)) {
-        dropped = true;
-        call.cancel();
-        resolve('dropped');
+    const call = batches > 0
+      ? client.StreamBacktestBatches({ backtest_id: backtestId, after_event_id: after, max_events: batches })
+      : client.StreamBacktest({ backtest_id: backtestId, after_event_id: after });
+    call.on('data', (message) => {
+      for (const ev of batches > 0 ? message.events : [message]) {
+        if (dropped) return; // events already received when we dropped: the resume sends them again
+        if (onEvent(ev)) {
+          dropped = true;
+          call.cancel();
+          resolve('dropped');
+        }
       }
     });
     call.on('end', () => resolve('end'));
@@ -159,7 +170,7 @@ async function main() {
   };
 
   for (;;) {
-    const how = await streamOnce(client, backtestId, lastId, onEvent);
+    const how = await streamOnce(client, backtestId, lastId, onEvent, opts.batches);
     if (terminal) break; // the server ends the stream after the terminal event
     client.close(); // drop the whole connection, not just the call
     reconnects += 1;
@@ -187,6 +198,7 @@ async function main() {
     events: ids.length,
     resumed_at: resumedAt,
     reconnects,
+    rpc: opts.batches > 0 ? 'StreamBacktestBatches' : 'StreamBacktest',
     lost,
     repeated,
     contiguous,
