@@ -40,6 +40,8 @@ STATUS_ENUM = {QUEUED: pb.BACKTEST_STATUS_QUEUED, RUNNING: pb.BACKTEST_STATUS_RU
 STATUS_NAME = {v: k for k, v in STATUS_ENUM.items()}
 # Threads writing day files, shared by all running backtests.
 DAY_WRITERS = 2
+# Days a backtest may compute ahead of what it has published.
+MAX_BACKLOG_DAYS = 16
 
 
 class QueueFull(Exception):
@@ -123,7 +125,7 @@ class Publisher:
         fut = self._pool.submit(self._guard, fn)
         self._pending.append(fut)
         # Bound the backlog so a fast engine never holds many days of results in memory.
-        while len(self._pending) > 16:
+        while len(self._pending) > MAX_BACKLOG_DAYS:
             self._pending.popleft().result()
 
     def _guard(self, fn: Callable[[], None]) -> None:
@@ -330,6 +332,8 @@ class JobManager:
             # Atomic now, durable at the end (sync_days): an fsync per file would cost more
             # than the backtest. A power cut mid-run leaves the run unfinished in the index,
             # and the next engine closes it as failed.
+            if pub.error is not None:
+                return 0  # the run has already failed: its later days are never published
             return self.store.write_day(bid, day.date, day.trades_daily(), day.diagnostics_export(), fsync=False)
 
         def publish_day(day: DayResult, files: Future[int]) -> None:
@@ -357,7 +361,9 @@ class JobManager:
             files = self._writers.submit(write_files, day)
             pub.submit(lambda: publish_day(day, files))
 
-        result = bt.run(on_day=on_day, should_stop=job.cancel.is_set)
+        # Stop computing once publishing has failed (a day's files could not be written, say):
+        # drain() then raises that error and the run ends with backtest_failed.
+        result = bt.run(on_day=on_day, should_stop=lambda: job.cancel.is_set() or pub.error is not None)
         pub.drain()
         self.store.sync_days(bid, written)
         job.summary, job.metrics = result.summary, result.metrics

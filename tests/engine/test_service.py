@@ -270,6 +270,35 @@ async def test_a_day_can_be_read_as_soon_as_an_event_announces_it(stub, monkeypa
     assert checked == 200 and running
 
 
+async def test_a_failed_day_write_fails_the_run_after_the_days_before_it(stub, monkeypatch):
+    import errno
+
+    from storage import LocalStore
+
+    write_day = LocalStore.write_day
+    calls: list[str] = []
+
+    def failing_write_day(self, backtest_id, date, *args, **kwargs):
+        calls.append(date)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write_day(self, backtest_id, date, *args, **kwargs)
+
+    monkeypatch.setattr(LocalStore, "write_day", failing_write_day)
+    bid, events = await run_to_end(stub, days=("2024-01-01", "2024-03-31"))
+    failed = events[-1].backtest_failed
+    assert kinds(events)[-1] == "backtest_failed" and failed.error_code == "INTERNAL"
+    assert "No space left on device" in failed.error_message
+    assert [e.day_completed.date for e in events if e.HasField("day_completed")] == calls[:2]
+    # The run stops computing once publishing fails: only days already under way are written
+    # (at most the publisher's backlog), not the rest of the 60-day run.
+    from services.engine.jobs import MAX_BACKLOG_DAYS
+
+    assert len(calls) <= 3 + MAX_BACKLOG_DAYS + 1 < 60
+    bt = await stub.GetBacktest(pb.GetBacktestRequest(backtest_id=bid, omit_days=True))
+    assert bt.status == pb.BACKTEST_STATUS_FAILED and bt.last_event_id == events[-1].event_id
+
+
 async def test_cancel_ends_the_stream_with_backtest_cancelled(stub):
     resp = await stub.StartBacktest(start_request(days=("2016-01-01", "2025-12-31"), tick_interval=1))
     call = stub.StreamBacktest(pb.StreamBacktestRequest(backtest_id=resp.backtest_id))
