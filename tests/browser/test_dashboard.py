@@ -80,6 +80,12 @@ def watch_progress(page: Any) -> None:
 
 
 def table_trade_ids(page: Any) -> list[str]:
+    """Every trade id the table holds. The table draws only the rows near its viewport, so the
+    ids come from the table object; `drawn_trade_ids` reads the rows actually in the DOM."""
+    return list(page.evaluate("window.hindsight.trades.ids()"))
+
+
+def drawn_trade_ids(page: Any) -> list[str]:
     return list(page.eval_on_selector_all("[data-testid=trade-row]", "rows => rows.map(r => r.dataset.tradeId)"))
 
 
@@ -261,12 +267,42 @@ def test_earlier_runs_open_and_replay(open_dashboard: OpenPage, api: httpx.Clien
     assert page.url.endswith(f"#bt={backtest_id}")
     assert item.get_attribute("aria-current") == "true"
     total = api.get(f"api/v1/backtests/{backtest_id}?omit_days=true").json()["summary"]["total_trades"]
-    assert page.locator("[data-testid=trade-row]").count() == total
+    assert len(table_trade_ids(page)) == total and page.text_content("[data-testid=trades-count]") == f"{total:,}"
 
     # A link to the run opens it too (the same replay from event 0).
     page.reload()
     page.wait_for_selector("[data-testid=metric-cards][data-final=true]")
-    assert page.locator("[data-testid=trade-row]").count() == total
+    assert len(table_trade_ids(page)) == total and page.text_content("[data-testid=trades-count]") == f"{total:,}"
+    problems.check()
+
+
+def test_a_long_trade_list_draws_only_the_rows_in_view(open_dashboard: OpenPage, api: httpx.Client) -> None:
+    started = api.post("api/v1/backtests", json={
+        "strategy": example(), "strategy_id": "browser-window", "symbol": "SIM-NIFTY",
+        "start_date": "2024-01-01", "end_date": "2024-06-30"}).json()
+    backtest_id = started["backtest_id"]
+    page, problems = open_dashboard(f"#bt={backtest_id}")
+    wait_finished(page)
+    ids = table_trade_ids(page)
+    assert sorted(ids) == sorted(run_trade_ids(api, backtest_id)) and len(ids) > 300
+    drawn = drawn_trade_ids(page)
+    assert 0 < len(drawn) <= 80 and drawn == ids[:len(drawn)]
+    # The spacers stand in for the rows not drawn: the table scrolls as if all were there.
+    row_px = page.eval_on_selector("[data-testid=trade-row]", "r => r.getBoundingClientRect().height")
+    body_px = page.eval_on_selector("#trades-body", "b => b.getBoundingClientRect().height")
+    assert abs(body_px - row_px * len(ids)) <= len(ids) * 0.5, (body_px, row_px, len(ids))
+
+    # Scrolled to the end, the last trades are drawn and can be opened.
+    page.eval_on_selector(".table-wrap", "w => { w.scrollTop = w.scrollHeight; }")
+    last = ids[-1]
+    row = page.locator(f"[data-testid=trade-row][data-trade-id='{last}']")
+    row.wait_for()
+    drawn = drawn_trade_ids(page)
+    assert drawn == ids[-len(drawn):] and len(drawn) <= 80
+    row.click()
+    assert row.get_attribute("aria-selected") == "true"
+    page.wait_for_selector("[data-testid=diag-entry] [data-testid=condition-row]")
+    assert last in page.text_content("[data-testid=diagnostics]")
     problems.check()
 
 

@@ -115,8 +115,6 @@ function title(config) {
     + `${config.start_date || '…'} → ${config.end_date || '…'} · ${run.id}`;
 }
 
-let tableTimer = 0;
-
 function schedule() {
   if (!frame) frame = requestAnimationFrame(render);
 }
@@ -125,11 +123,7 @@ function render() {
   frame = 0;
   if (!run) return;
   const c = run.drain();
-  trades.queue(c.trades);
-  if (!trades.flush(run.finished) && !tableTimer) {
-    // Rows are still queued: come back for them even if no event arrives meanwhile.
-    tableTimer = setTimeout(() => { tableTimer = 0; schedule(); }, trades.appendEveryMs);
-  }
+  trades.append(c.trades);
   if (c.days.size) calendar.update(run.days, c.days);
   charts.append(c.equity, c.daily);
   if (!run.finished && (c.equity.length || c.daily.length)) charts.follow();
@@ -224,6 +218,7 @@ $('runs-refresh').addEventListener('click', () => runs.refresh());
 window.hindsight = {
   get run() { return run; },
   get stream() { return stream; },
+  trades,
   openRun,
 };
 
