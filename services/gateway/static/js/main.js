@@ -115,6 +115,8 @@ function title(config) {
     + `${config.start_date || '…'} → ${config.end_date || '…'} · ${run.id}`;
 }
 
+let chartTimer = 0;
+
 function schedule() {
   if (!frame) frame = requestAnimationFrame(render);
 }
@@ -125,7 +127,10 @@ function render() {
   const c = run.drain();
   trades.append(c.trades);
   if (c.days.size) calendar.update(run.days, c.days);
-  charts.append(c.equity, c.daily);
+  if (!charts.append(c.equity, c.daily, run.finished) && !chartTimer) {
+    // Points are still waiting to be drawn: come back for them even if no event arrives.
+    chartTimer = setTimeout(() => { chartTimer = 0; schedule(); }, 250);
+  }
   if (!run.finished && (c.equity.length || c.daily.length)) charts.follow();
   progress();
   ticker();
