@@ -85,6 +85,18 @@ def table_trade_ids(page: Any) -> list[str]:
     return list(page.evaluate("window.hindsight.trades.ids()"))
 
 
+def assert_charts_hold_the_run(page: Any) -> None:
+    """Every equity point of the run is drawn (charts may defer drawing while events stream)."""
+    points = page.evaluate("""() => {
+      const c = window.hindsight.charts;
+      return {run: window.hindsight.run.equity.length, equity: c.equity.series.data().length,
+              drawdown: c.drawdown.series.data().length, daily: c.daily.series.data().length,
+              days: window.hindsight.run.days.size};
+    }""")
+    assert points["run"] > 1 and points["equity"] == points["drawdown"] == points["run"], points
+    assert points["daily"] == points["days"], points
+
+
 def drawn_trade_ids(page: Any) -> list[str]:
     return list(page.eval_on_selector_all("[data-testid=trade-row]", "rows => rows.map(r => r.dataset.tradeId)"))
 
@@ -134,6 +146,7 @@ def test_run_from_the_page_live_to_completion(open_dashboard: OpenPage, stack: S
     assert page.get_attribute("[data-testid=progress]", "aria-valuenow") == "100"
     assert page.locator("[data-testid=calendar-day][data-state=done]").count() == len(bt["daily_summaries"])
     assert sorted(table_trade_ids(page)) == sorted(run_trade_ids(api, backtest_id))
+    assert_charts_hold_the_run(page)
 
     # Diagnostics: the node events behind a trade, each condition with its values.
     page.locator("[data-testid=trade-row]").first.click()
@@ -287,6 +300,7 @@ def test_a_long_trade_list_draws_only_the_rows_in_view(open_dashboard: OpenPage,
     assert sorted(ids) == sorted(run_trade_ids(api, backtest_id)) and len(ids) > 300
     drawn = drawn_trade_ids(page)
     assert 0 < len(drawn) <= 80 and drawn == ids[:len(drawn)]
+    assert_charts_hold_the_run(page)  # hundreds of points a frame: drawn with setData
     # The spacers stand in for the rows not drawn: the table scrolls as if all were there.
     row_px = page.eval_on_selector("[data-testid=trade-row]", "r => r.getBoundingClientRect().height")
     body_px = page.eval_on_selector("#trades-body", "b => b.getBoundingClientRect().height")

@@ -224,6 +224,7 @@ window.hindsight = {
   get run() { return run; },
   get stream() { return stream; },
   trades,
+  charts,
   openRun,
 };
 
