@@ -46,7 +46,7 @@ export const api = {
   get: (id) => request('GET', `api/v1/backtests/${enc(id)}?omit_days=true`),
   cancel: (id) => request('POST', `api/v1/backtests/${enc(id)}:cancel`, {}),
   day: (id, date) => request('GET', `api/v1/backtests/${enc(id)}/days/${enc(date)}`),
-  streamUrl: (id) => apiUrl(`api/v1/backtests/${enc(id)}/stream`),
+  streamUrl: (id) => apiUrl(`api/v1/backtests/${enc(id)}/stream:batches`),
   runZipUrl: (id) => apiUrl(`api/v1/backtests/${enc(id)}/archive.zip`),
   dayZipUrl: (id, date) => apiUrl(`api/v1/backtests/${enc(id)}/days/${enc(date)}/archive.zip`),
 };

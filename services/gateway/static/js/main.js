@@ -70,8 +70,8 @@ export function openRun(id) {
     if (run === mine && err.status === 404) fail(`Backtest ${id} not found (expired or deleted).`);
   });
   stream = new BacktestStream(api.streamUrl(id), {
-    onEvent: (kind, _id, raw) => {
-      mine.apply(kind, raw);
+    onEvent: (kind, _id, ev) => {
+      mine.apply(kind, ev);
       if (kind === 'backtest_started') title(mine.config);
       schedule();
     },

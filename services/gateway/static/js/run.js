@@ -21,7 +21,7 @@ export class RunState {
     this.overall = null;         // OverallSummary, at the end
     this.metrics = null;         // Metrics, at the end
     this.tick = null;            // the latest TickUpdate (parsed lazily: there can be thousands a second)
-    this.tickRaw = null;
+    this.tick = null;
     this.message = '';
     this.firstEventAt = 0;       // performance.now() of the first event this page received
     this._fresh();
@@ -42,14 +42,14 @@ export class RunState {
     return Number(c?.initial_capital || c?.strategy?.execution?.initial_capital || 0);
   }
 
-  apply(kind, raw) {
+  // `ev`: the event, parsed (BacktestEvent JSON); `kind`: its set oneof field.
+  apply(kind, ev) {
     if (!this.firstEventAt) this.firstEventAt = performance.now();
     this.changes.any = true;
     if (kind === 'tick_update') {
-      this.tickRaw = raw;
+      this.tick = ev.tick_update || null;
       return;
     }
-    const ev = JSON.parse(raw);
     const body = ev[kind] || {};
     switch (kind) {
       case 'backtest_started':
@@ -126,10 +126,6 @@ export class RunState {
   }
 
   latestTick() {
-    if (this.tickRaw) {
-      this.tick = JSON.parse(this.tickRaw).tick_update || null;
-      this.tickRaw = null;
-    }
     return this.tick;
   }
 
