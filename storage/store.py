@@ -176,9 +176,11 @@ class LocalStore:
         than as they are written: the first commits the journal, the rest find little.
         `NotFound` if one of the days was not written.
         """
+        if not self._fsync:
+            return
         root = self.backtest_dir(backtest_id)
         files = [dayfiles.day_files(root, date) for date in dates]
-        if not self._fsync or sync_filesystem(root):
+        if sync_filesystem(root):
             return
         for day in files:
             for path in (day.diagnostics, day.trades_daily):

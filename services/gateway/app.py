@@ -35,9 +35,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .bindings import Binding, compile_bindings, known_verbs
+from .comments import load_comments
 from .endpoints import REQUEST_ID_KEY, BindingRoute, Engine, error_response, make_endpoint
 from .errors import make_status
-from .comments import load_comments
 from .openapi import build_openapi
 from .settings import GatewaySettings, split_host_port
 from .streams import NDJSON_MEDIA_TYPE

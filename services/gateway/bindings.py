@@ -161,7 +161,12 @@ class BatchedStream:
 
     @property
     def grpc_path(self) -> str:
-        return f"/{self.method.containing_service.full_name}/{self.method.name}"
+        return method_path(self.method)
+
+
+def method_path(method: MethodDescriptor) -> str:
+    """The method's gRPC path, /package.Service/Method."""
+    return f"/{method.containing_service.full_name}/{method.name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +183,7 @@ class Binding:
 
     @property
     def grpc_path(self) -> str:
-        return f"/{self.method.containing_service.full_name}/{self.method.name}"
+        return method_path(self.method)
 
     @property
     def name(self) -> str:

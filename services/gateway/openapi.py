@@ -16,7 +16,7 @@ from google.api import field_behavior_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
 from .bindings import Binding, ResponseKind
-from .streams import NDJSON_MEDIA_TYPE, SSE_MEDIA_TYPE, STREAM_ERROR_EVENT, sse_shape
+from .streams import NDJSON_MEDIA_TYPE, SSE_MEDIA_TYPE, STREAM_ERROR_EVENT, event_batch_field, sse_shape
 from .transcoding import RESUME_FIELD
 
 ERROR_SCHEMA = "google.rpc.Status"
@@ -201,7 +201,7 @@ def _stream_description(desc: Descriptor) -> str:
     id_of, oneof = sse_shape(desc)
     parts = []
     if id_of is not None:
-        batch = "event_id" not in desc.fields_by_name
+        batch = event_batch_field(desc) is not None
         parts.append("`id:` the id of the batch's last event" if batch else "`id:` the event id")
     if oneof is not None:
         parts.append(f"`event:` the kind (the set field of `{oneof}`)")

@@ -83,19 +83,29 @@ class SseFraming:
 IdOf = Callable[[Message], Any]
 
 
+def _has_event_id(desc: Descriptor) -> bool:
+    field = desc.fields_by_name.get("event_id")
+    return field is not None and not field.is_repeated and field.message_type is None
+
+
+def event_batch_field(desc: Descriptor) -> str | None:
+    """The field of a batch of events (a message whose one field is a repeated message with
+    an `event_id`), or None when `desc` is not one."""
+    fields = desc.fields
+    if len(fields) == 1 and fields[0].is_repeated and fields[0].message_type is not None \
+            and _has_event_id(fields[0].message_type):
+        return str(fields[0].name)
+    return None
+
+
 @functools.cache
 def sse_shape(desc: Descriptor) -> tuple[IdOf | None, str | None]:
     """(how to read a message's SSE id, name of its first real oneof): fixed per message type."""
-    def has_event_id(d: Descriptor) -> bool:
-        field = d.fields_by_name.get("event_id")
-        return field is not None and not field.is_repeated and field.message_type is None
-
     id_of: IdOf | None = None
-    if has_event_id(desc):
+    name = event_batch_field(desc)
+    if _has_event_id(desc):
         id_of = operator.attrgetter("event_id")
-    elif len(desc.fields) == 1 and desc.fields[0].is_repeated and desc.fields[0].message_type is not None \
-            and has_event_id(desc.fields[0].message_type):
-        name = desc.fields[0].name
+    elif name is not None:
 
         def id_of(message: Message) -> Any:
             items = getattr(message, name)
@@ -152,6 +162,10 @@ class _Failure:
 _END = object()
 
 
+def _alone(message: Message) -> tuple[Message]:
+    return (message,)
+
+
 async def wait_for_disconnect(receive: Receive) -> None:
     """Returns when the client has gone (the request body must already have been read)."""
     while True:
@@ -195,16 +209,13 @@ async def pump(call: grpc.aio.UnaryStreamCall, first: asyncio.Future[Any], frami
     async def produce() -> None:
         nonlocal room, queued
         frame = framing.message
+        items = unbatch or _alone
         try:
             message = await first
             while message is not grpc.aio.EOF:
-                if unbatch is None:
-                    chunks.append(frame(message))
-                    queued += 1
-                else:
-                    framed = [frame(m) for m in unbatch(message)]
-                    chunks.append(b"".join(framed))
-                    queued += len(framed)
+                framed = [frame(m) for m in items(message)]
+                chunks.append(b"".join(framed))  # one item: the bytes themselves, no copy
+                queued += len(framed)
                 wake()
                 if queued >= _QUEUE:
                     room = loop.create_future()

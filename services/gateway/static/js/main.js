@@ -155,7 +155,7 @@ function progress() {
 }
 
 function ticker() {
-  const t = run.latestTick();
+  const t = run.tick;
   const s = t?.pnl_summary || run.summary;
   const parts = [];
   const date = t?.date || run.currentDate;

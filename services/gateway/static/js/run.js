@@ -20,8 +20,7 @@ export class RunState {
     this.summary = null;         // the latest PnlSummary
     this.overall = null;         // OverallSummary, at the end
     this.metrics = null;         // Metrics, at the end
-    this.tick = null;            // the latest TickUpdate (parsed lazily: there can be thousands a second)
-    this.tick = null;
+    this.tick = null;            // the latest TickUpdate
     this.message = '';
     this.firstEventAt = 0;       // performance.now() of the first event this page received
     this._fresh();
@@ -123,10 +122,6 @@ export class RunState {
     this.metrics = bt.metrics || this.metrics;
     if (bt.error_message) this.message = bt.error_message;
     this.changes.any = true;
-  }
-
-  latestTick() {
-    return this.tick;
   }
 
   get finished() {

@@ -42,10 +42,6 @@ export class TradesTable {
     });
   }
 
-  get size() {
-    return this.all.length;
-  }
-
   // Trade ids in table order (all of them, not only the drawn rows).
   ids() {
     return this.view.map((t) => t.trade_id);
