@@ -32,17 +32,25 @@ def _data_dir() -> Path:
     return Path(os.environ.get("HINDSIGHT_DATA_DIR", "./var"))
 
 
-def _load_data(spec: str, tz: str, calendar: str):
-    """A CSV/Parquet path, or a catalog symbol."""
-    from services.engine.core.catalog import Catalog
+def _load_data(spec: str, tz: str, calendar: str, options: bool = False):
+    """A CSV/Parquet path, or a catalog symbol: (bars, where option prices come from or None).
+    A file's option chain is the file <stem>.options.parquet (.pq, .csv, .csv.gz) beside it."""
+    from services.engine.core.catalog import SOURCE_SUFFIXES, Catalog
     from services.engine.core.data import load_bars
+    from services.engine.options.runner import OptionSource, source_for
+    from services.engine.options.symbols import underlying_root
 
     path = Path(spec)
     if path.suffix.lower() in (".csv", ".parquet", ".pq", ".gz") or path.exists():
         if not path.exists():
             raise FileNotFoundError(f"data file '{spec}' does not exist")
-        return load_bars(path, symbol=path.stem, tz=tz)
-    return Catalog(_data_dir()).load(spec, None, None)
+        stem = path.name[: -len(next((s for s in SOURCE_SUFFIXES if path.name.lower().endswith(s)), path.suffix))]
+        chains = [path.with_name(f"{stem}.options{s}") for s in SOURCE_SUFFIXES]
+        chain = next((c for c in chains if c.is_file()), None)
+        source = OptionSource("chain", underlying_root(stem), calendar or "XBOM", chain) if chain else None
+        return load_bars(path, symbol=stem, tz=tz), source
+    catalog = Catalog(_data_dir())
+    return catalog.load(spec, None, None), (source_for(catalog, spec) if options else None)
 
 
 class _Progress:
@@ -106,12 +114,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     text = Path(args.strategy).read_text()
     plan = specmod.compile_strategy(specmod.parse_strategy_json(text))
-    bars = _load_data(args.data, plan.session.timezone, plan.session.calendar)
+    bars, source = _load_data(args.data, plan.session.timezone, plan.session.calendar, plan.has_legs)
     settings = RunSettings(start=args.date_from, end=args.date_to, timeframe=args.timeframe or "",
                            initial_capital=args.capital, commission_pct=args.commission_pct,
                            slippage_pct=args.slippage_pct)
     t0 = time.perf_counter()
-    bt = Backtest(plan, bars, settings, symbol=bars.symbol)
+    bt = Backtest(plan, bars, settings, symbol=bars.symbol, options=source)
     out_dir = Path(args.out) if args.out else None
     progress = _Progress(sys.stderr.isatty() and not args.json and bt.total_days > 20)
 

@@ -28,6 +28,8 @@ def node_event_message(ev: dict) -> results_pb2.NodeEvent:
         if candle:
             getattr(msg, name).CopyFrom(results_pb2.Candle(**candle))
     msg.variables.update(ev.get("variables") or {})
+    for sel in ev.get("strike_selections") or ():
+        msg.strike_selections.add(**sel)
     return msg
 
 
@@ -82,6 +84,8 @@ def day_events(day: DayResult, totals: RunningTotals, has_detail_data: bool) -> 
                                 equity=money(day.equity))
     for p in day.open_positions:
         completed.open_positions.add(**p)
+    for p in day.positions:
+        completed.positions.add(**p)
     out.append(pb.BacktestEvent(day_completed=completed))
     return out
 

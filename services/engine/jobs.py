@@ -319,7 +319,12 @@ class JobManager:
         pub.append([pb.BacktestEvent(backtest_started=started)])
         try:
             bars = self.catalog.load(cfg.symbol, None, job.settings.end)
-            bt = Backtest(job.plan, bars, job.settings, symbol=cfg.symbol)
+            source = None
+            if job.plan.has_legs:
+                from services.engine.options.runner import source_for
+
+                source = source_for(self.catalog, cfg.symbol)
+            bt = Backtest(job.plan, bars, job.settings, symbol=cfg.symbol, options=source)
         except (RunError, ValueError, KeyError) as exc:
             self._fail(job, pub, "DATA_UNAVAILABLE", str(exc))
             return

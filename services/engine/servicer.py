@@ -169,6 +169,13 @@ class BacktestServicer(pb_grpc.BacktestServiceServicer):
             first, last = await asyncio.to_thread(self.catalog.date_range, request.symbol)
             raise invalid([Problem("start_date", f"no trading days between {start or 'the start'} and "
                                                  f"{end or 'the end'}: {request.symbol} has data from {first} to {last}")])
+        if plan.has_legs:
+            from services.engine.options.runner import leg_problems, source_for
+
+            source = await asyncio.to_thread(source_for, self.catalog, request.symbol)
+            bad = leg_problems(plan, source, request.symbol, days[0])
+            if bad:
+                raise invalid([Problem(path, fix) for path, fix in bad], "strategy.")
         config = pb.BacktestConfig(
             strategy=request.strategy, strategy_id=request.strategy_id, symbol=request.symbol,
             start_date=days[0].isoformat(), end_date=days[-1].isoformat(),
@@ -366,9 +373,13 @@ class BacktestServicer(pb_grpc.BacktestServiceServicer):
         trades, diags = await asyncio.to_thread(self.store.read_day, request.backtest_id, day)
         detail = results_pb2.DayDetail(date=day)
         json_format.ParseDict(trades.get("summary", {}), detail.summary, ignore_unknown_fields=True)
-        for t in trades.get("trades", []):
-            json_format.ParseDict(t, detail.trades.add(), ignore_unknown_fields=True)
         from services.engine.events import node_event_message
+        from services.engine.options.results import from_day_file
+
+        for t in trades.get("trades", []):
+            json_format.ParseDict(from_day_file(t), detail.trades.add(), ignore_unknown_fields=True)
+        for p in trades.get("positions", []):
+            json_format.ParseDict(p, detail.positions.add(), ignore_unknown_fields=True)
 
         for key, ev in diags.get("events_history", {}).items():
             detail.events_history[key].CopyFrom(node_event_message(ev))

@@ -67,9 +67,16 @@ class DayResult:
     records: np.ndarray = field(repr=False)
     first_bar: int = 0
     last_bar: int = 0
+    positions: list[dict] = field(default_factory=list)  # option positions closed this day
+    underlying: str = ""  # option runs: the underlying's root, which names the seeds' spot fields
 
     def trades_daily(self) -> dict:
-        return {"date": self.date, "summary": self.summary, "trades": self.trades}
+        if not self.underlying:
+            return {"date": self.date, "summary": self.summary, "trades": self.trades}
+        from services.engine.options.results import to_day_file
+
+        return {"date": self.date, "summary": self.summary,
+                "trades": [to_day_file(t, self.underlying) for t in self.trades], "positions": self.positions}
 
     def diagnostics_export(self) -> dict:
         return {"date": self.date, "events_history": self.events}
@@ -108,7 +115,10 @@ def _square_off_bars(bars: Bars, minute: float) -> np.ndarray:
 
 
 class Backtest:
-    def __init__(self, plan: StrategyPlan, bars: Bars, settings: RunSettings = RunSettings(), symbol: str = ""):
+    def __init__(self, plan: StrategyPlan, bars: Bars, settings: RunSettings = RunSettings(), symbol: str = "",
+                 options=None):
+        """`options` (options.runner.OptionSource): where the dataset's option prices come from;
+        required when the plan's entries open legs."""
         self.plan = plan
         self.settings = settings
         self.symbol = symbol or bars.symbol
@@ -153,14 +163,42 @@ class Backtest:
 
         self.signals: Signals = compute_signals(plan, self.bars, self.first_bar)
         self.inputs = self._kernel_inputs()
+        self.legs = self._legs_runner(options) if plan.has_legs else None
         self._builder: ResultBuilder | None = None
+
+    @property
+    def equity_array(self) -> np.ndarray:
+        """float64[n] equity at each bar's close, written by the kernel as it runs."""
+        return self.legs.equity if self.legs is not None else self.inputs.equity
 
     @property
     def builder(self) -> ResultBuilder:
         """Turns kernel records into trade dicts and node events (built on first use)."""
         if self._builder is None:
-            self._builder = ResultBuilder(self.plan, self.bars, self.signals, self.symbol)
+            if self.legs is not None:
+                from services.engine.options.results import LegResultBuilder
+
+                self._builder = LegResultBuilder(self.plan, self.bars, self.signals, self.symbol, self.legs)
+            else:
+                self._builder = ResultBuilder(self.plan, self.bars, self.signals, self.symbol)
         return self._builder
+
+    def _legs_runner(self, options):
+        from services.engine.options.expiries import ExpiryError
+        from services.engine.options.runner import LegsRunner
+
+        if options is None:
+            raise RunError(f"{self.symbol} has no options: its entries open legs, which need SIM-NIFTY (priced "
+                           f"synthetically) or a dataset with an option-chain file (<SYMBOL>.options.parquet)")
+        from .data import parse_timeframe
+
+        inp = self.inputs
+        try:
+            return LegsRunner(self.plan, self.bars, options, inp.entry_signal, inp.exit_signal, inp.exit_targets,
+                              inp.square_off, inp.fill_at_close, inp.intraday, inp.commission, inp.slippage,
+                              self.first_bar, float(parse_timeframe(self.timeframe)) if self.timeframe else 1.0)
+        except ExpiryError as exc:
+            raise RunError(str(exc)) from None
 
     # --- preparation --------------------------------------------------------------------
     def _kernel_inputs(self) -> "kernels.KernelInputs":
@@ -225,15 +263,29 @@ class Backtest:
         `should_stop` is polled between days (cancellation within one trading day of work)."""
         # Room for every entry signal to become a trade, so the kernel never stops to grow it.
         capacity = int(self.signals.entry[self.first_bar:].sum()) + 16
-        state = kernels.new_state(len(self.plan.entries), self.initial_capital, trade_capacity=capacity)
-        inp = self.inputs
+        if self.legs is not None:
+            legs = self.legs
+            state = legs.new_state(self.initial_capital, capacity * max(1, len(legs.leg_plans)))
+            run_chunk, close_all = legs.run_chunk, legs.close_all
+            equity = legs.equity
+        else:
+            state = kernels.new_state(len(self.plan.entries), self.initial_capital, trade_capacity=capacity)
+            inp = self.inputs
+
+            def run_chunk(st, s, e):
+                return kernels.run_chunk(inp, st, s, e)
+
+            def close_all(st, bar, reason):
+                return kernels.close_all(inp, st, bar, reason)
+
+            equity = inp.equity
         last = len(self.bars) - 1
         parts: list[np.ndarray] = []
         cancelled = False
         if on_day is None and should_stop is None:
-            parts.append(kernels.run_chunk(inp, state, self.first_bar, len(self.bars)))
-            parts.append(kernels.close_all(inp, state, last, records.EXIT_END_OF_DATA))
-            inp.equity[last] = state.cash
+            parts.append(run_chunk(state, self.first_bar, len(self.bars)))
+            parts.append(close_all(state, last, records.EXIT_END_OF_DATA))
+            equity[last] = state.cash
         else:
             emitted: set[str] = set()
             for d in range(self.first_day, len(self.day_dates)):
@@ -241,15 +293,16 @@ class Backtest:
                     cancelled = True
                     break
                 s, e = int(self.day_starts[d]), int(self.day_starts[d + 1])
-                recs = kernels.run_chunk(inp, state, s, e)
+                recs = run_chunk(state, s, e)
                 if d == len(self.day_dates) - 1:
-                    tail = kernels.close_all(inp, state, last, records.EXIT_END_OF_DATA)
+                    tail = close_all(state, last, records.EXIT_END_OF_DATA)
                     recs = np.concatenate([recs, tail]) if len(tail) else recs
-                    inp.equity[last] = state.cash
+                    equity[last] = state.cash
                 parts.append(recs)
                 if on_day is not None:
                     on_day(self._day_result(d, recs, state, emitted))
-        trades = np.concatenate(parts) if parts else np.empty(0, records.trade_dt)
+        dtype = self.legs.buffer_dtype if self.legs is not None else records.trade_dt
+        trades = np.concatenate(parts) if parts else np.empty(0, dtype)
         return self._finish(trades, cancelled)
 
     def _open_positions(self, state, bar: int) -> list[tuple[int, np.void]]:
@@ -272,18 +325,27 @@ class Backtest:
     def _day_result(self, d: int, recs: np.ndarray, state, emitted: set[str]) -> DayResult:
         s, e = int(self.day_starts[d]), int(self.day_starts[d + 1])
         trades = self.builder.trade_dicts(recs)
-        open_now = self._open_positions(state, e - 1)
+        if self.legs is not None:
+            open_now = self.legs.open_legs(state)
+            open_dicts = [self.builder.open_leg_dict(node, li, p, ls, e - 1) for node, li, p, ls in open_now]
+            positions = self.builder.positions(recs)
+            ticks = self.builder.ticks(s, e, recs, open_now, self.equity_array, self.initial_capital,
+                                       self.settings.tick_interval) if self.settings.tick_interval > 0 else []
+        else:
+            open_now = self._open_positions(state, e - 1)
+            open_dicts = [self._position_dict(k, p, e - 1) for k, p in open_now]
+            positions = []
+            ticks = self._ticks(s, e, recs, open_now) if self.settings.tick_interval > 0 else []
         events = self.builder.node_events(recs, open_now)
         fresh = [ev for k, ev in events.items() if k not in emitted]
         emitted.update(ev["execution_id"] for ev in fresh)
         fresh.sort(key=lambda ev: ev["timestamp"])
-        ticks = self._ticks(s, e, recs, open_now) if self.settings.tick_interval > 0 else []
         return DayResult(
             date=day_str(self.day_dates[d]), day_number=d - self.first_day + 1, total_days=self.total_days,
             trades=trades, events=events, new_events=fresh, summary=day_summary(trades),
-            equity=float(self.inputs.equity[e - 1]),
-            open_positions=[self._position_dict(k, p, e - 1) for k, p in open_now],
-            ticks=ticks, records=recs, first_bar=s, last_bar=e - 1)
+            equity=float(self.equity_array[e - 1]), open_positions=open_dicts,
+            ticks=ticks, records=recs, first_bar=s, last_bar=e - 1, positions=positions,
+            underlying=self.legs.source.root if self.legs is not None else "")
 
     def _ticks(self, s: int, e: int, recs: np.ndarray, open_now) -> list[dict]:
         """Every tick_interval-th bar of the day: open positions marked to that bar's close."""
@@ -319,7 +381,7 @@ class Backtest:
         last_day = len(self.day_dates) if not cancelled else self.first_day + self._days_done(trades)
         day_idx = np.arange(self.first_day, last_day)
         closes = starts[day_idx + 1] - 1
-        equity = self.inputs.equity[closes] if len(closes) else np.empty(0)
+        equity = self.equity_array[closes] if len(closes) else np.empty(0)
         equity = np.where(np.isnan(equity), self.initial_capital, equity)
         dates = self.day_dates[day_idx]
         exit_day = np.searchsorted(starts, trades["exit_bar"], side="right") - 1 - self.first_day
@@ -366,4 +428,4 @@ class Backtest:
     def _days_done(self, trades: np.ndarray) -> int:
         # Days whose last bar has an equity value were fully run.
         closes = self.day_starts[self.first_day + 1:] - 1
-        return int((~np.isnan(self.inputs.equity[closes])).sum())
+        return int((~np.isnan(self.equity_array[closes])).sum())

@@ -36,6 +36,7 @@ _FORMAT = 1  # bump when the cache layout or the loaders' output changes
 _COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 SOURCE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 _STALE_TMP_SECONDS = 3600.0
+_CHAIN_TAG = ".options"  # <SYMBOL>.options.parquet (or another source suffix): the option chain of SYMBOL
 
 
 class UnknownDataset(KeyError):
@@ -187,7 +188,9 @@ class Catalog:
                 name = path.name
                 suffix = next((s for s in SOURCE_SUFFIXES if name.lower().endswith(s)), None)
                 if suffix and not name.startswith(".") and len(name) > len(suffix) and path.is_file():
-                    found.setdefault(name[: -len(suffix)], []).append(path)
+                    stem = name[: -len(suffix)]
+                    if not stem.lower().endswith(_CHAIN_TAG):  # an option chain, not a dataset: see option_chain()
+                        found.setdefault(stem, []).append(path)
         out: dict[str, _Source | list[Path]] = dict(_BUILTIN)
         for symbol, paths in found.items():
             if symbol in _BUILTIN:
@@ -224,6 +227,18 @@ class Catalog:
 
     def info(self, symbol: str) -> DatasetInfo:
         return self._open(symbol).info()
+
+    def option_chain(self, symbol: str) -> Path | None:
+        """The option chain file of dataset `symbol`, <SYMBOL>.options.parquet (or .pq, .csv, .csv.gz) beside
+        it in the datasets folder; None when it has none. Read it with services.engine.options.chain."""
+        self._source(symbol)  # an unknown symbol fails as in load()
+        tails = {f"{_CHAIN_TAG}{suffix}" for suffix in SOURCE_SUFFIXES}
+        found = [p for p in sorted(self.root.iterdir()) if p.name.startswith(symbol) and p.is_file()
+                 and p.name[len(symbol):].lower() in tails] if self.root.is_dir() else []
+        if len(found) > 1:
+            raise DataError(f"{', '.join(p.name for p in found)} all define the option chain of {symbol}: keep one "
+                            "of them", path=str(found[0]))
+        return found[0] if found else None
 
     # -- loading ---------------------------------------------------------------------------------
 

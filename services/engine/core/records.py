@@ -32,6 +32,14 @@ EXIT_TRAILING = 4
 EXIT_MAX_BARS = 5
 EXIT_SQUARE_OFF = 6
 EXIT_END_OF_DATA = 7
+# Option positions (the legs kernel, services/engine/options/legs_kernel.py):
+EXIT_EXPIRY = 8            # held to expiry: settled at intrinsic value against the underlying's close
+EXIT_POSITION_STOP = 9     # combined premium moved against the position by PositionRisk.stop_loss_pct
+EXIT_POSITION_TARGET = 10  # ... in its favour by take_profit_pct
+EXIT_MTM_STOP = 11         # position mark-to-market loss reached PositionRisk.mtm_stop_loss
+EXIT_MTM_TARGET = 12       # ... profit reached mtm_take_profit
+EXIT_DAILY_MAX_LOSS = 13   # the day's P&L reached DailyLimits.max_loss
+EXIT_DAILY_MAX_PROFIT = 14  # ... max_profit
 
 EXIT_REASON_NAMES = {
     EXIT_SIGNAL: "signal",
@@ -42,6 +50,13 @@ EXIT_REASON_NAMES = {
     EXIT_MAX_BARS: "max_bars",
     EXIT_SQUARE_OFF: "square_off",
     EXIT_END_OF_DATA: "end_of_data",
+    EXIT_EXPIRY: "expiry",
+    EXIT_POSITION_STOP: "position_stop_loss",
+    EXIT_POSITION_TARGET: "position_take_profit",
+    EXIT_MTM_STOP: "mtm_stop_loss",
+    EXIT_MTM_TARGET: "mtm_take_profit",
+    EXIT_DAILY_MAX_LOSS: "daily_max_loss",
+    EXIT_DAILY_MAX_PROFIT: "daily_max_profit",
 }
 
 # One closed trade. Bars are absolute indexes into the run's arrays.

@@ -21,6 +21,13 @@ NODE_TYPES = {
     records.EXIT_MAX_BARS: ("MaxBars", "max_bars"),
     records.EXIT_SQUARE_OFF: ("SquareOff", "square_off"),
     records.EXIT_END_OF_DATA: ("EndOfData", "end_of_data"),
+    records.EXIT_EXPIRY: ("Expiry", "expiry"),
+    records.EXIT_POSITION_STOP: ("PositionStopLoss", "position_stop_loss"),
+    records.EXIT_POSITION_TARGET: ("PositionTakeProfit", "position_take_profit"),
+    records.EXIT_MTM_STOP: ("MtmStopLoss", "mtm_stop_loss"),
+    records.EXIT_MTM_TARGET: ("MtmTakeProfit", "mtm_take_profit"),
+    records.EXIT_DAILY_MAX_LOSS: ("DailyMaxLoss", "daily_max_loss"),
+    records.EXIT_DAILY_MAX_PROFIT: ("DailyMaxProfit", "daily_max_profit"),
 }
 
 

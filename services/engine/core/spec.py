@@ -117,6 +117,8 @@ class EntryPlan:
     take_profit: StopPlan
     trailing_stop: StopPlan
     max_bars: int
+    legs: tuple[Any, ...] = ()      # options.legspec.LegPlan; empty: trades the underlying
+    position: Any = None            # options.legspec.PositionRiskPlan (with legs)
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,13 @@ class StrategyPlan:
     execution: ExecutionPlan
     warmup_bars: int                           # bars before the first signal can be true
     source: strategy_pb2.Strategy = field(compare=False, repr=False, default_factory=strategy_pb2.Strategy)
+    options: Any = None                        # options.legspec.OptionSettingsPlan
+    daily_limits: Any = None                   # options.legspec.DailyLimitsPlan
+
+    @property
+    def has_legs(self) -> bool:
+        """True when the entries open option legs (the legs kernel runs it)."""
+        return bool(self.entries) and bool(self.entries[0].legs)
 
 
 # ---- helpers ----------------------------------------------------------------------------
@@ -530,9 +539,21 @@ class _Validator:
         if not self.s.entries:
             self.err("entries", "no entry nodes: add at least one, e.g. {\"id\": \"entry-1\", \"side\": \"buy\", "
                      "\"when\": {...}, \"quantity\": {\"units\": 1}}")
+        with_legs = [i for i, e in enumerate(self.s.entries) if e.legs]
+        if with_legs and len(with_legs) != len(self.s.entries):
+            plain = next(i for i, e in enumerate(self.s.entries) if not e.legs)
+            self.err(f"entries[{plain}].legs", f"entries[{with_legs[0]}] opens option legs and this one trades the "
+                     "underlying: a strategy does one or the other, so give every entry legs (or none)")
         for i, e in enumerate(self.s.entries):
             path = f"entries[{i}]"
+            if e.legs:
+                entry = self._legs_entry(path, e, seen, labels)
+                if entry is not None:
+                    entries.append(entry)
+                continue
             ok = self._node_id(f"{path}.id", e.id, seen, path)
+            if e.HasField("position"):
+                self.err(f"{path}.position", "position stops are for entries with legs: use stop_loss / take_profit")
             side = e.side.lower()
             if side not in ("buy", "sell"):
                 self.err(f"{path}.side", f"{'missing side' if not e.side else f'unknown side {e.side!r}'}: "
@@ -544,12 +565,7 @@ class _Validator:
             else:
                 when = self.condition(f"{path}.when", e.when, labels)
             qty_mode, qty_value = self._quantity(path, e)
-            if e.max_entries_per_day < 0:
-                self.err(f"{path}.max_entries_per_day", "must be >= 0 (0: unlimited)")
-            if e.HasField("max_re_entries") and e.max_re_entries < 0:
-                self.err(f"{path}.max_re_entries", "must be >= 0 (leave it out for unlimited)")
-            if e.max_bars < 0:
-                self.err(f"{path}.max_bars", "must be >= 0 (0: no limit)")
+            self._limits(path, e)
             sl = self.stop(path, e, "stop_loss")
             tp = self.stop(path, e, "take_profit")
             ts = self.stop(path, e, "trailing_stop")
@@ -576,6 +592,34 @@ class _Validator:
             if ok and when is not None:
                 exits.append(ExitPlan(x.id, x.name or x.id, when, tuple(x.closes) or tuple(entry_ids)))
         return tuple(entries), tuple(exits)
+
+    def _legs_entry(self, path: str, e: strategy_pb2.EntryNode, seen: dict[str, str],
+                    labels: dict[str, str]) -> EntryPlan | None:
+        from services.engine.options import legspec
+
+        ok = self._node_id(f"{path}.id", e.id, seen, path)
+        legspec.node_conflicts(path, e, self.err)
+        when = None
+        if not e.HasField("when"):
+            self.err(f"{path}.when", "missing entry condition")
+        else:
+            when = self.condition(f"{path}.when", e.when, labels)
+        self._limits(path, e)
+        legs = legspec.legs(path, e, self.err)
+        risk = legspec.position_risk(path, e, self.err)
+        if not ok or when is None or legs is None:
+            return None
+        return EntryPlan(e.id, e.name or e.id, records.LONG, when, records.QTY_UNITS, 0.0, e.max_entries_per_day,
+                         e.max_re_entries if e.HasField("max_re_entries") else -1, False, StopPlan(), StopPlan(),
+                         StopPlan(), e.max_bars, legs, risk)
+
+    def _limits(self, path: str, e: strategy_pb2.EntryNode) -> None:
+        if e.max_entries_per_day < 0:
+            self.err(f"{path}.max_entries_per_day", "must be >= 0 (0: unlimited)")
+        if e.HasField("max_re_entries") and e.max_re_entries < 0:
+            self.err(f"{path}.max_re_entries", "must be >= 0 (leave it out for unlimited)")
+        if e.max_bars < 0:
+            self.err(f"{path}.max_bars", "must be >= 0 (0: no limit)")
 
     def _node_id(self, path: str, nid: str, seen: dict[str, str], where: str) -> bool:
         if not nid:
@@ -642,10 +686,17 @@ def compile_strategy(strategy: strategy_pb2.Strategy) -> StrategyPlan:
     indicators = v.indicators()
     labels = {ind.id: ind.label for ind in indicators}
     entries, exits = v.nodes(labels)
+    from services.engine.options import legspec
+
+    options = legspec.option_settings(strategy, v.err)
+    limits = legspec.daily_limits(strategy, v.err)
+    if limits.any and not any(e.legs for e in strategy.entries):
+        v.err("daily_limits", "daily limits apply to option strategies (entries with legs); for the underlying "
+              "use stop_loss / take_profit on the entries")
     if v.problems:
         raise SpecError(v.problems)
     return StrategyPlan(strategy.name or "strategy", session, indicators, entries, exits, execution,
-                        _warmup(indicators, entries, exits), strategy)
+                        _warmup(indicators, entries, exits), strategy, options, limits)
 
 
 def parse_strategy_json(text: str) -> strategy_pb2.Strategy:

@@ -264,7 +264,7 @@ class ListDatasetsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Dataset(_message.Message):
-    __slots__ = ("symbol", "description", "timeframe", "first_date", "last_date", "bars", "timezone", "calendar")
+    __slots__ = ("symbol", "description", "timeframe", "first_date", "last_date", "bars", "timezone", "calendar", "options")
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     TIMEFRAME_FIELD_NUMBER: _ClassVar[int]
@@ -273,6 +273,7 @@ class Dataset(_message.Message):
     BARS_FIELD_NUMBER: _ClassVar[int]
     TIMEZONE_FIELD_NUMBER: _ClassVar[int]
     CALENDAR_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
     symbol: str
     description: str
     timeframe: str
@@ -281,7 +282,8 @@ class Dataset(_message.Message):
     bars: int
     timezone: str
     calendar: str
-    def __init__(self, symbol: _Optional[str] = ..., description: _Optional[str] = ..., timeframe: _Optional[str] = ..., first_date: _Optional[str] = ..., last_date: _Optional[str] = ..., bars: _Optional[int] = ..., timezone: _Optional[str] = ..., calendar: _Optional[str] = ...) -> None: ...
+    options: str
+    def __init__(self, symbol: _Optional[str] = ..., description: _Optional[str] = ..., timeframe: _Optional[str] = ..., first_date: _Optional[str] = ..., last_date: _Optional[str] = ..., bars: _Optional[int] = ..., timezone: _Optional[str] = ..., calendar: _Optional[str] = ..., options: _Optional[str] = ...) -> None: ...
 
 class ListDatasetsResponse(_message.Message):
     __slots__ = ("datasets",)
@@ -340,7 +342,7 @@ class DayStarted(_message.Message):
     def __init__(self, date: _Optional[str] = ..., day_number: _Optional[int] = ..., total_days: _Optional[int] = ...) -> None: ...
 
 class OpenPosition(_message.Message):
-    __slots__ = ("position_id", "symbol", "side", "quantity", "entry_price", "current_price", "unrealized_pnl", "entry_time")
+    __slots__ = ("position_id", "symbol", "side", "quantity", "entry_price", "current_price", "unrealized_pnl", "entry_time", "leg_id", "strike", "option_type", "expiry", "underlying_price")
     POSITION_ID_FIELD_NUMBER: _ClassVar[int]
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
     SIDE_FIELD_NUMBER: _ClassVar[int]
@@ -349,6 +351,11 @@ class OpenPosition(_message.Message):
     CURRENT_PRICE_FIELD_NUMBER: _ClassVar[int]
     UNREALIZED_PNL_FIELD_NUMBER: _ClassVar[int]
     ENTRY_TIME_FIELD_NUMBER: _ClassVar[int]
+    LEG_ID_FIELD_NUMBER: _ClassVar[int]
+    STRIKE_FIELD_NUMBER: _ClassVar[int]
+    OPTION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRY_FIELD_NUMBER: _ClassVar[int]
+    UNDERLYING_PRICE_FIELD_NUMBER: _ClassVar[int]
     position_id: str
     symbol: str
     side: str
@@ -357,7 +364,12 @@ class OpenPosition(_message.Message):
     current_price: str
     unrealized_pnl: str
     entry_time: str
-    def __init__(self, position_id: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[str] = ..., quantity: _Optional[float] = ..., entry_price: _Optional[str] = ..., current_price: _Optional[str] = ..., unrealized_pnl: _Optional[str] = ..., entry_time: _Optional[str] = ...) -> None: ...
+    leg_id: str
+    strike: float
+    option_type: str
+    expiry: str
+    underlying_price: float
+    def __init__(self, position_id: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[str] = ..., quantity: _Optional[float] = ..., entry_price: _Optional[str] = ..., current_price: _Optional[str] = ..., unrealized_pnl: _Optional[str] = ..., entry_time: _Optional[str] = ..., leg_id: _Optional[str] = ..., strike: _Optional[float] = ..., option_type: _Optional[str] = ..., expiry: _Optional[str] = ..., underlying_price: _Optional[float] = ...) -> None: ...
 
 class PnlSummary(_message.Message):
     __slots__ = ("realized_pnl", "unrealized_pnl", "total_pnl", "closed_trades", "open_trades", "equity")
@@ -400,7 +412,7 @@ class TradeUpdate(_message.Message):
     def __init__(self, trade: _Optional[_Union[_results_pb2.Trade, _Mapping]] = ..., summary: _Optional[_Union[PnlSummary, _Mapping]] = ...) -> None: ...
 
 class DayCompleted(_message.Message):
-    __slots__ = ("date", "day_number", "total_days", "summary", "has_detail_data", "equity", "open_positions")
+    __slots__ = ("date", "day_number", "total_days", "summary", "has_detail_data", "equity", "open_positions", "positions")
     DATE_FIELD_NUMBER: _ClassVar[int]
     DAY_NUMBER_FIELD_NUMBER: _ClassVar[int]
     TOTAL_DAYS_FIELD_NUMBER: _ClassVar[int]
@@ -408,6 +420,7 @@ class DayCompleted(_message.Message):
     HAS_DETAIL_DATA_FIELD_NUMBER: _ClassVar[int]
     EQUITY_FIELD_NUMBER: _ClassVar[int]
     OPEN_POSITIONS_FIELD_NUMBER: _ClassVar[int]
+    POSITIONS_FIELD_NUMBER: _ClassVar[int]
     date: str
     day_number: int
     total_days: int
@@ -415,7 +428,8 @@ class DayCompleted(_message.Message):
     has_detail_data: bool
     equity: str
     open_positions: _containers.RepeatedCompositeFieldContainer[OpenPosition]
-    def __init__(self, date: _Optional[str] = ..., day_number: _Optional[int] = ..., total_days: _Optional[int] = ..., summary: _Optional[_Union[_results_pb2.DaySummary, _Mapping]] = ..., has_detail_data: _Optional[bool] = ..., equity: _Optional[str] = ..., open_positions: _Optional[_Iterable[_Union[OpenPosition, _Mapping]]] = ...) -> None: ...
+    positions: _containers.RepeatedCompositeFieldContainer[_results_pb2.PositionSummary]
+    def __init__(self, date: _Optional[str] = ..., day_number: _Optional[int] = ..., total_days: _Optional[int] = ..., summary: _Optional[_Union[_results_pb2.DaySummary, _Mapping]] = ..., has_detail_data: _Optional[bool] = ..., equity: _Optional[str] = ..., open_positions: _Optional[_Iterable[_Union[OpenPosition, _Mapping]]] = ..., positions: _Optional[_Iterable[_Union[_results_pb2.PositionSummary, _Mapping]]] = ...) -> None: ...
 
 class BacktestCompleted(_message.Message):
     __slots__ = ("backtest_id", "overall_summary", "metrics")

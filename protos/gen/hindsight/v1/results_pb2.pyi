@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Trade(_message.Message):
-    __slots__ = ("trade_id", "position_id", "re_entry_num", "symbol", "side", "quantity", "entry_price", "entry_time", "exit_price", "exit_time", "pnl", "pnl_percent", "commission", "duration_minutes", "status", "entry_trigger", "exit_reason", "entry_flow_ids", "exit_flow_ids", "bars_held")
+    __slots__ = ("trade_id", "position_id", "re_entry_num", "symbol", "side", "quantity", "entry_price", "entry_time", "exit_price", "exit_time", "pnl", "pnl_percent", "commission", "duration_minutes", "status", "entry_trigger", "exit_reason", "entry_flow_ids", "exit_flow_ids", "bars_held", "leg_id", "strike", "option_type", "expiry", "lots", "lot_size", "underlying_at_entry", "underlying_at_exit", "iv_at_entry", "iv_at_exit", "delta_at_entry", "delta_at_exit")
     TRADE_ID_FIELD_NUMBER: _ClassVar[int]
     POSITION_ID_FIELD_NUMBER: _ClassVar[int]
     RE_ENTRY_NUM_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,18 @@ class Trade(_message.Message):
     ENTRY_FLOW_IDS_FIELD_NUMBER: _ClassVar[int]
     EXIT_FLOW_IDS_FIELD_NUMBER: _ClassVar[int]
     BARS_HELD_FIELD_NUMBER: _ClassVar[int]
+    LEG_ID_FIELD_NUMBER: _ClassVar[int]
+    STRIKE_FIELD_NUMBER: _ClassVar[int]
+    OPTION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRY_FIELD_NUMBER: _ClassVar[int]
+    LOTS_FIELD_NUMBER: _ClassVar[int]
+    LOT_SIZE_FIELD_NUMBER: _ClassVar[int]
+    UNDERLYING_AT_ENTRY_FIELD_NUMBER: _ClassVar[int]
+    UNDERLYING_AT_EXIT_FIELD_NUMBER: _ClassVar[int]
+    IV_AT_ENTRY_FIELD_NUMBER: _ClassVar[int]
+    IV_AT_EXIT_FIELD_NUMBER: _ClassVar[int]
+    DELTA_AT_ENTRY_FIELD_NUMBER: _ClassVar[int]
+    DELTA_AT_EXIT_FIELD_NUMBER: _ClassVar[int]
     trade_id: str
     position_id: str
     re_entry_num: int
@@ -48,7 +60,41 @@ class Trade(_message.Message):
     entry_flow_ids: _containers.RepeatedScalarFieldContainer[str]
     exit_flow_ids: _containers.RepeatedScalarFieldContainer[str]
     bars_held: int
-    def __init__(self, trade_id: _Optional[str] = ..., position_id: _Optional[str] = ..., re_entry_num: _Optional[int] = ..., symbol: _Optional[str] = ..., side: _Optional[str] = ..., quantity: _Optional[float] = ..., entry_price: _Optional[str] = ..., entry_time: _Optional[str] = ..., exit_price: _Optional[str] = ..., exit_time: _Optional[str] = ..., pnl: _Optional[str] = ..., pnl_percent: _Optional[str] = ..., commission: _Optional[str] = ..., duration_minutes: _Optional[float] = ..., status: _Optional[str] = ..., entry_trigger: _Optional[str] = ..., exit_reason: _Optional[str] = ..., entry_flow_ids: _Optional[_Iterable[str]] = ..., exit_flow_ids: _Optional[_Iterable[str]] = ..., bars_held: _Optional[int] = ...) -> None: ...
+    leg_id: str
+    strike: float
+    option_type: str
+    expiry: str
+    lots: int
+    lot_size: float
+    underlying_at_entry: float
+    underlying_at_exit: float
+    iv_at_entry: float
+    iv_at_exit: float
+    delta_at_entry: float
+    delta_at_exit: float
+    def __init__(self, trade_id: _Optional[str] = ..., position_id: _Optional[str] = ..., re_entry_num: _Optional[int] = ..., symbol: _Optional[str] = ..., side: _Optional[str] = ..., quantity: _Optional[float] = ..., entry_price: _Optional[str] = ..., entry_time: _Optional[str] = ..., exit_price: _Optional[str] = ..., exit_time: _Optional[str] = ..., pnl: _Optional[str] = ..., pnl_percent: _Optional[str] = ..., commission: _Optional[str] = ..., duration_minutes: _Optional[float] = ..., status: _Optional[str] = ..., entry_trigger: _Optional[str] = ..., exit_reason: _Optional[str] = ..., entry_flow_ids: _Optional[_Iterable[str]] = ..., exit_flow_ids: _Optional[_Iterable[str]] = ..., bars_held: _Optional[int] = ..., leg_id: _Optional[str] = ..., strike: _Optional[float] = ..., option_type: _Optional[str] = ..., expiry: _Optional[str] = ..., lots: _Optional[int] = ..., lot_size: _Optional[float] = ..., underlying_at_entry: _Optional[float] = ..., underlying_at_exit: _Optional[float] = ..., iv_at_entry: _Optional[float] = ..., iv_at_exit: _Optional[float] = ..., delta_at_entry: _Optional[float] = ..., delta_at_exit: _Optional[float] = ...) -> None: ...
+
+class PositionSummary(_message.Message):
+    __slots__ = ("position_id", "entry_trigger", "trade_ids", "entry_time", "exit_time", "pnl", "commission", "entry_premium", "exit_reason")
+    POSITION_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    TRADE_IDS_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXIT_TIME_FIELD_NUMBER: _ClassVar[int]
+    PNL_FIELD_NUMBER: _ClassVar[int]
+    COMMISSION_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_PREMIUM_FIELD_NUMBER: _ClassVar[int]
+    EXIT_REASON_FIELD_NUMBER: _ClassVar[int]
+    position_id: str
+    entry_trigger: str
+    trade_ids: _containers.RepeatedScalarFieldContainer[str]
+    entry_time: str
+    exit_time: str
+    pnl: str
+    commission: str
+    entry_premium: str
+    exit_reason: str
+    def __init__(self, position_id: _Optional[str] = ..., entry_trigger: _Optional[str] = ..., trade_ids: _Optional[_Iterable[str]] = ..., entry_time: _Optional[str] = ..., exit_time: _Optional[str] = ..., pnl: _Optional[str] = ..., commission: _Optional[str] = ..., entry_premium: _Optional[str] = ..., exit_reason: _Optional[str] = ...) -> None: ...
 
 class DaySummary(_message.Message):
     __slots__ = ("total_trades", "total_pnl", "winning_trades", "losing_trades", "win_rate", "commission")
@@ -213,7 +259,7 @@ class ConditionEvaluation(_message.Message):
     def __init__(self, lhs: _Optional[str] = ..., lhs_value: _Optional[float] = ..., operator: _Optional[str] = ..., rhs: _Optional[str] = ..., rhs_value: _Optional[float] = ..., result: _Optional[bool] = ..., lhs_prev_value: _Optional[float] = ..., rhs_prev_value: _Optional[float] = ...) -> None: ...
 
 class NodeEvent(_message.Message):
-    __slots__ = ("execution_id", "parent_execution_id", "timestamp", "event_type", "node_id", "node_name", "node_type", "signal_emitted", "conditions_preview", "evaluated_conditions", "current_candle", "previous_candle", "variables", "position_id", "action")
+    __slots__ = ("execution_id", "parent_execution_id", "timestamp", "event_type", "node_id", "node_name", "node_type", "signal_emitted", "conditions_preview", "evaluated_conditions", "current_candle", "previous_candle", "variables", "position_id", "action", "strike_selections")
     class VariablesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -236,6 +282,7 @@ class NodeEvent(_message.Message):
     VARIABLES_FIELD_NUMBER: _ClassVar[int]
     POSITION_ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
+    STRIKE_SELECTIONS_FIELD_NUMBER: _ClassVar[int]
     execution_id: str
     parent_execution_id: str
     timestamp: str
@@ -251,10 +298,37 @@ class NodeEvent(_message.Message):
     variables: _containers.ScalarMap[str, float]
     position_id: str
     action: str
-    def __init__(self, execution_id: _Optional[str] = ..., parent_execution_id: _Optional[str] = ..., timestamp: _Optional[str] = ..., event_type: _Optional[str] = ..., node_id: _Optional[str] = ..., node_name: _Optional[str] = ..., node_type: _Optional[str] = ..., signal_emitted: _Optional[bool] = ..., conditions_preview: _Optional[str] = ..., evaluated_conditions: _Optional[_Iterable[_Union[ConditionEvaluation, _Mapping]]] = ..., current_candle: _Optional[_Union[Candle, _Mapping]] = ..., previous_candle: _Optional[_Union[Candle, _Mapping]] = ..., variables: _Optional[_Mapping[str, float]] = ..., position_id: _Optional[str] = ..., action: _Optional[str] = ...) -> None: ...
+    strike_selections: _containers.RepeatedCompositeFieldContainer[StrikeSelection]
+    def __init__(self, execution_id: _Optional[str] = ..., parent_execution_id: _Optional[str] = ..., timestamp: _Optional[str] = ..., event_type: _Optional[str] = ..., node_id: _Optional[str] = ..., node_name: _Optional[str] = ..., node_type: _Optional[str] = ..., signal_emitted: _Optional[bool] = ..., conditions_preview: _Optional[str] = ..., evaluated_conditions: _Optional[_Iterable[_Union[ConditionEvaluation, _Mapping]]] = ..., current_candle: _Optional[_Union[Candle, _Mapping]] = ..., previous_candle: _Optional[_Union[Candle, _Mapping]] = ..., variables: _Optional[_Mapping[str, float]] = ..., position_id: _Optional[str] = ..., action: _Optional[str] = ..., strike_selections: _Optional[_Iterable[_Union[StrikeSelection, _Mapping]]] = ...) -> None: ...
+
+class StrikeSelection(_message.Message):
+    __slots__ = ("leg_id", "selector", "spot", "atm", "candidates", "symbol", "strike", "expiry", "premium", "iv", "delta")
+    LEG_ID_FIELD_NUMBER: _ClassVar[int]
+    SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    SPOT_FIELD_NUMBER: _ClassVar[int]
+    ATM_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    STRIKE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRY_FIELD_NUMBER: _ClassVar[int]
+    PREMIUM_FIELD_NUMBER: _ClassVar[int]
+    IV_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    leg_id: str
+    selector: str
+    spot: float
+    atm: float
+    candidates: int
+    symbol: str
+    strike: float
+    expiry: str
+    premium: float
+    iv: float
+    delta: float
+    def __init__(self, leg_id: _Optional[str] = ..., selector: _Optional[str] = ..., spot: _Optional[float] = ..., atm: _Optional[float] = ..., candidates: _Optional[int] = ..., symbol: _Optional[str] = ..., strike: _Optional[float] = ..., expiry: _Optional[str] = ..., premium: _Optional[float] = ..., iv: _Optional[float] = ..., delta: _Optional[float] = ...) -> None: ...
 
 class DayDetail(_message.Message):
-    __slots__ = ("date", "summary", "trades", "events_history")
+    __slots__ = ("date", "summary", "trades", "events_history", "positions")
     class EventsHistoryEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -266,8 +340,10 @@ class DayDetail(_message.Message):
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     TRADES_FIELD_NUMBER: _ClassVar[int]
     EVENTS_HISTORY_FIELD_NUMBER: _ClassVar[int]
+    POSITIONS_FIELD_NUMBER: _ClassVar[int]
     date: str
     summary: DaySummary
     trades: _containers.RepeatedCompositeFieldContainer[Trade]
     events_history: _containers.MessageMap[str, NodeEvent]
-    def __init__(self, date: _Optional[str] = ..., summary: _Optional[_Union[DaySummary, _Mapping]] = ..., trades: _Optional[_Iterable[_Union[Trade, _Mapping]]] = ..., events_history: _Optional[_Mapping[str, NodeEvent]] = ...) -> None: ...
+    positions: _containers.RepeatedCompositeFieldContainer[PositionSummary]
+    def __init__(self, date: _Optional[str] = ..., summary: _Optional[_Union[DaySummary, _Mapping]] = ..., trades: _Optional[_Iterable[_Union[Trade, _Mapping]]] = ..., events_history: _Optional[_Mapping[str, NodeEvent]] = ..., positions: _Optional[_Iterable[_Union[PositionSummary, _Mapping]]] = ...) -> None: ...

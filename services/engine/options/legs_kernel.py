@@ -1,0 +1,839 @@
+"""The legs kernel: option positions of several legs, stepped bar by bar in numba.
+
+Like the underlying's kernel (core/kernels.py) it takes plain arrays and layouts
+(`layouts.py`), mutates a state carried between chunks and writes trade records; it prices
+contracts only when a leg is selected or held: from the synthetic surface (pricing.py) or
+from an option-chain file (chain.py). Prices are premium points, rates fractions, time to
+expiry trading years, bars absolute indexes into the run's arrays.
+
+Per bar: waiting orders fill at the open (exits, then entries: strikes chosen at the signal
+bar); square-off at the open; each leg's own stop / target inside the bar; at the close the
+legs are marked, then position stops, the daily limits, expiry settlement (the expiry day's
+last bar), max_bars, exit nodes and entries; the intraday day-end close; equity.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from services.engine.core.records import (
+    EXIT_DAILY_MAX_LOSS, EXIT_DAILY_MAX_PROFIT, EXIT_END_OF_DATA, EXIT_EXPIRY, EXIT_MAX_BARS,
+    EXIT_MTM_STOP, EXIT_MTM_TARGET, EXIT_POSITION_STOP, EXIT_POSITION_TARGET, EXIT_SIGNAL,
+    EXIT_SQUARE_OFF, EXIT_STOP_LOSS, EXIT_TAKE_PROFIT, STOP_NONE, STOP_PCT,
+)
+
+from .chain import chain_row_nb
+from .layouts import (
+    ERR_NO_BAR, ERR_NO_EXPIRY, ERR_NO_STRIKE, ERR_NONE, F_CLOSE, F_HIGH, F_LOW, F_OPEN, MODE_CHAIN,
+    Q_AT_LEAST, Q_AT_MOST, SEL_ATM_OFFSET, SEL_DELTA, SEL_PREMIUM, SEL_SPOT_PCT, SEL_STRADDLE,
+)
+from .pricing import (
+    CALL, SESSION_MINUTES, YEAR_MINUTES, bs_greeks_nb, bs_price_nb, implied_vol_nb, round_premium_nb,
+    surface_iv_nb,
+)
+
+# Slots of the int state (int64[8]) and the float state (float64[4]).
+I_DAY = 0       # trading day of the last bar stepped
+I_SQUARED = 1   # 1 once the day's square-off bar has been stepped
+I_OPEN = 2      # open positions
+I_PENDING = 3   # 1 when orders wait for the next open
+I_HALTED = 4    # 1 once a daily limit was reached today: no more entries
+I_ERR = 5       # ERR_* of a failed step
+I_ERR_BAR = 6   # the bar it failed at
+I_ERR_LEG = 7   # the leg (ERR_NO_BAR: its contract is in legs state / floats[F_ERR_STRIKE])
+F_CASH = 0
+F_DAY_EQUITY = 1   # equity at the previous day's close: the daily limits' reference
+F_LAST_EQUITY = 2  # equity at the last bar stepped
+F_ERR_STRIKE = 3
+F_ERR_K = 4
+NO_DAY = np.iinfo(np.int64).min
+NO_ORDER = -1
+# Strikes on each side of ATM considered by the searching selectors on the synthetic chain:
+# 80 x 50 = 4,000 points, beyond a 0.05-delta strike of a 3-month NIFTY option.
+SYNTH_WINGS = 80
+
+
+# ---- pricing of one contract at one bar ------------------------------------------------------
+@njit(cache=True, nogil=True, inline="always")
+def _t_years_nb(exp_sess_k, sess_i, tleft_i, extra):
+    """Trading time from the bar's close (+ extra minutes) to the expiry's close, in years."""
+    return ((exp_sess_k - sess_i) * SESSION_MINUTES + tleft_i + extra) / YEAR_MINUTES
+
+
+@njit(cache=True, nogil=True)
+def synth_price_nb(cp, spot, strike, t, level, rate):
+    """A synthetic chain's premium: Black-Scholes on the surface's IV, on the 0.05 tick;
+    intrinsic value once the expiry has closed (t <= 0)."""
+    if t <= 0.0:
+        return max(cp * (spot - strike), 0.0)
+    sigma = surface_iv_nb(level, spot, strike, t)
+    return round_premium_nb(bs_price_nb(cp, spot, strike, t, sigma, rate))
+
+
+@njit(cache=True, nogil=True)
+def iv_delta_nb(cp, price, spot, strike, t, level, rate, synthetic):
+    """(IV in percent, delta) of a contract priced `price` (NaNs past expiry)."""
+    if t <= 0.0:
+        return np.nan, np.nan
+    if synthetic:
+        sigma = surface_iv_nb(level, spot, strike, t)
+    else:
+        sigma = implied_vol_nb(cp, price, spot, strike, t, rate)
+        if not sigma > 0.0:
+            return np.nan, np.nan
+    delta = bs_greeks_nb(cp, spot, strike, t, sigma, rate)[0]
+    return 100.0 * sigma, delta
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _spot_nb(field, cp, i, open_, high, low, close):
+    """The underlying's price behind a premium field: a call's high comes with the spot's
+    high, a put's with its low (premium is monotone in spot at a fixed time)."""
+    if field == F_OPEN:
+        return open_[i]
+    if field == F_CLOSE:
+        return close[i]
+    up = (field == F_HIGH) == (cp == CALL)
+    return high[i] if up else low[i]
+
+
+# ---- the kernel ---------------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def run_legs_nb(open_, high, low, close, day, dayidx, square_off, sess, tleft, vol,
+                entry_signal, exit_signal, exit_targets, nodes, legs, leg_exp, exp_sess, exp_day,
+                lot_size_day, flags, cfg, ch_strikes, ch_contract, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c,
+                equity, pos, lst, book, ints, floats, trades, k, start, stop):
+    """Step bars [start, stop), writing closed legs into trades[k:] and equity[start:stop].
+
+    Market float64[n] (open_..close, tleft: trading minutes from the bar's close to its
+    session's close, vol: the surface's ATM level, annual fraction), int64[n] (day, dayidx:
+    the run's day index, sess: the exchange session number), bool[n] square_off; signals as
+    in core/kernels.run_nb; nodes legnode_dt[E], legs leg_dt[L]; leg_exp int64[D, L]: each
+    leg's expiry index per day (-1: not listed); exp_sess / exp_day int64[K]; lot_size_day
+    float64[D]; flags int64[3] (fill_at_close, intraday, mode); cfg float64[7] (commission,
+    slippage, daily max_loss, daily max_profit, rate, bar minutes, strike step); the chain
+    (MODE_CHAIN): ch_strikes float64[S], ch_contract int64[K, S, 2], CSR rows ch_ptr/ch_bar and
+    ch_o/h/l/c. State (mutated): pos legpos_dt[E], lst legstate_dt[L], book (core book_dt[E]),
+    ints int64[8], floats float64[5]. Returns (trade count, next bar, ERR_*): next bar < stop
+    with ERR_NONE when fewer than 2L + 2 trade slots were free (grow `trades`, call again).
+    """
+    n = close.shape[0]
+    E = pos.shape[0]
+    X = exit_signal.shape[1]
+    L = lst.shape[0]
+    fill_at_close = flags[0] != 0
+    intraday = flags[1] != 0
+    mode = flags[2]
+    synthetic = mode != MODE_CHAIN
+    commission = cfg[0]
+    slippage = cfg[1]
+    max_loss = cfg[2]
+    max_profit = cfg[3]
+    rate = cfg[4]
+    bar_min = cfg[5]
+    step = cfg[6]
+    room = trades.shape[0] - 2 * L - 2
+    cur_day = ints[I_DAY]
+    squared = ints[I_SQUARED] != 0
+    n_open = ints[I_OPEN]
+    pending = ints[I_PENDING] != 0
+    halted = ints[I_HALTED] != 0
+    cash = floats[F_CASH]
+    day_eq = floats[F_DAY_EQUITY]
+    last_eq = floats[F_LAST_EQUITY]
+    err = ERR_NONE
+    i = start
+    while i < stop and k <= room:
+        d = day[i]
+        if d != cur_day:
+            cur_day = d
+            squared = False
+            halted = False
+            day_eq = last_eq
+            for e in range(E):
+                book[e].day_entries = 0
+        last_of_day = i + 1 >= n or day[i + 1] != d
+        # 1. Orders waiting for this open: exits, then entries.
+        if pending:
+            pending = False
+            for e in range(E):
+                b = book[e]
+                if b.exit_reason != NO_ORDER:
+                    if pos[e].legs_open > 0:
+                        k, cash, err = _close_position_nb(
+                            e, F_OPEN, i, b.exit_bar, b.exit_reason, b.exit_node, nodes, legs, pos, lst, trades, k,
+                            cash, open_, high, low, close, sess, tleft, vol, exp_sess, exp_day, bar_min, rate, synthetic,
+                            commission, slippage, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
+                        if err != ERR_NONE:
+                            break
+                        n_open -= 1
+                    b.exit_reason = NO_ORDER
+            if err != ERR_NONE:
+                break
+            for e in range(E):
+                b = book[e]
+                if b.entry_bar != NO_ORDER:
+                    sb = b.entry_bar
+                    b.entry_bar = NO_ORDER
+                    if halted or pos[e].legs_open > 0 or last_eq <= 0.0 or (intraday and square_off[i]):
+                        continue
+                    cash, err = _open_position_nb(
+                        e, F_OPEN, i, sb, nodes, legs, leg_exp, pos, lst, book, lot_size_day, cash, open_, high,
+                        low, close, dayidx, sess, tleft, vol, exp_sess, bar_min, rate, step, synthetic, commission,
+                        slippage, ch_strikes, ch_contract, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
+                    if err != ERR_NONE:
+                        break
+                    n_open += 1
+            if err != ERR_NONE:
+                break
+        # 2. Square-off at this open.
+        if intraday and square_off[i]:
+            squared = True
+            if n_open > 0:
+                for e in range(E):
+                    if pos[e].legs_open > 0:
+                        k, cash, err = _close_position_nb(
+                            e, F_OPEN, i, i, EXIT_SQUARE_OFF, -1, nodes, legs, pos, lst, trades, k, cash, open_,
+                            high, low, close, sess, tleft, vol, exp_sess, exp_day, bar_min, rate, synthetic,
+                            commission, slippage, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
+                        if err != ERR_NONE:
+                            break
+                        n_open -= 1
+                if err != ERR_NONE:
+                    break
+        # 3. Each leg's own stop / target inside the bar.
+        if n_open > 0:
+            for li in range(L):
+                ls = lst[li]
+                lg = legs[li]
+                if ls.open == 0 or (lg.sl_mode == STOP_NONE and lg.tp_mode == STOP_NONE):
+                    continue
+                reason, raw, spot = _leg_stop_nb(li, i, lg, ls, open_, high, low, close, sess, tleft, vol,
+                                                 exp_sess, bar_min, rate, synthetic, ch_ptr, ch_bar, ch_o, ch_h, ch_l,
+                                                 ch_c)
+                if reason >= 0:
+                    e = lg.node
+                    t = _t_years_nb(exp_sess[ls.k], sess[i], tleft[i], 0.0)
+                    k, cash = _close_leg_nb(e, li, lg, ls, pos[e], trades, k, cash, raw, spot, t, vol[i], rate,
+                                            synthetic, i, i, reason, -1, exp_day[ls.k], commission, slippage)
+                    if pos[e].legs_open == 0:
+                        n_open -= 1
+        # 4. At the close: marks, position stops, daily limits, expiry, signals.
+        c_eq = cash
+        if n_open > 0:
+            for li in range(L):
+                ls = lst[li]
+                if ls.open != 0:
+                    px = _price_nb(F_CLOSE, li, i, legs[li], ls, open_, high, low, close, sess, tleft, vol, exp_sess,
+                                   bar_min, rate, synthetic, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c)
+                    if px == px:
+                        ls.mark = px
+                    c_eq += legs[li].side * ls.qty * (ls.mark - ls.entry_price)
+            for e in range(E):
+                p = pos[e]
+                nd = nodes[e]
+                if p.legs_open == 0:
+                    continue
+                p.bars_held = i - p.entry_bar + 1
+                if nd.risk_sl_pct > 0.0 or nd.risk_tp_pct > 0.0 or nd.mtm_sl > 0.0 or nd.mtm_tp > 0.0:
+                    gross = p.realized_gross
+                    comm = p.commission
+                    for li in range(nd.first_leg, nd.first_leg + nd.n_legs):
+                        ls = lst[li]
+                        if ls.open != 0:
+                            gross += legs[li].side * ls.qty * (ls.mark - ls.entry_price)
+                    mtm = gross - comm
+                    reason = -1
+                    if nd.risk_sl_pct > 0.0 and gross <= -nd.risk_sl_pct / 100.0 * p.entry_abs:
+                        reason = EXIT_POSITION_STOP
+                    elif nd.mtm_sl > 0.0 and mtm <= -nd.mtm_sl:
+                        reason = EXIT_MTM_STOP
+                    elif nd.risk_tp_pct > 0.0 and gross >= nd.risk_tp_pct / 100.0 * p.entry_abs:
+                        reason = EXIT_POSITION_TARGET
+                    elif nd.mtm_tp > 0.0 and mtm >= nd.mtm_tp:
+                        reason = EXIT_MTM_TARGET
+                    if reason >= 0:
+                        k, cash, err = _close_position_nb(
+                            e, F_CLOSE, i, i, reason, -1, nodes, legs, pos, lst, trades, k, cash, open_, high, low,
+                            close, sess, tleft, vol, exp_sess, exp_day, bar_min, rate, synthetic, commission,
+                            slippage, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
+                        if err != ERR_NONE:
+                            break
+                        n_open -= 1
+                        book[e].exit_reason = NO_ORDER
+            if err != ERR_NONE:
+                break
+        if (max_loss > 0.0 or max_profit > 0.0) and not halted:
+            eq_now = cash
+            for li in range(L):
+                ls = lst[li]
+                if ls.open != 0:
+                    eq_now += legs[li].side * ls.qty * (ls.mark - ls.entry_price)
+            day_pnl = eq_now - day_eq
+            reason = -1
+            if max_loss > 0.0 and day_pnl <= -max_loss:
+                reason = EXIT_DAILY_MAX_LOSS
+            elif max_profit > 0.0 and day_pnl >= max_profit:
+                reason = EXIT_DAILY_MAX_PROFIT
+            if reason >= 0:
+                halted = True
+                for e in range(E):
+                    book[e].entry_bar = NO_ORDER
+                    book[e].exit_reason = NO_ORDER
+                    if pos[e].legs_open > 0:
+                        k, cash, err = _close_position_nb(
+                            e, F_CLOSE, i, i, reason, -1, nodes, legs, pos, lst, trades, k, cash, open_, high, low,
+                            close, sess, tleft, vol, exp_sess, exp_day, bar_min, rate, synthetic, commission,
+                            slippage, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
+                        if err != ERR_NONE:
+                            break
+                        n_open -= 1
+                if err != ERR_NONE:
+                    break
+        if last_of_day and n_open > 0:
+            # Held to expiry: a position with a leg expiring today settles at this close.
+            for e in range(E):
+                p = pos[e]
+                if p.legs_open == 0:
+                    continue
+                nd = nodes[e]
+                expiring = False
+                for li in range(nd.first_leg, nd.first_leg + nd.n_legs):
+                    if lst[li].open != 0 and exp_day[lst[li].k] <= d:
+                        expiring = True
+                if expiring:
+                    k, cash, err = _close_position_nb(
+                        e, F_CLOSE, i, i, EXIT_EXPIRY, -1, nodes, legs, pos, lst, trades, k, cash, open_, high, low,
+                        close, sess, tleft, vol, exp_sess, exp_day, bar_min, rate, synthetic, commission, slippage,
+                        ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
+                    if err != ERR_NONE:
+                        break
+                    n_open -= 1
+                    book[e].exit_reason = NO_ORDER
+            if err != ERR_NONE:
+                break
+        orders = False
+        if n_open > 0:
+            for e in range(E):
+                p = pos[e]
+                if p.legs_open > 0 and nodes[e].max_bars > 0 and p.bars_held >= nodes[e].max_bars:
+                    b = book[e]
+                    b.exit_reason = EXIT_MAX_BARS
+                    b.exit_node = -1
+                    b.exit_bar = i
+                    orders = True
+            for x in range(X):
+                if exit_signal[i, x]:
+                    for e in range(E):
+                        b = book[e]
+                        if exit_targets[x, e] and pos[e].legs_open > 0 and b.exit_reason == NO_ORDER:
+                            b.exit_reason = EXIT_SIGNAL
+                            b.exit_node = x
+                            b.exit_bar = i
+                            orders = True
+        if not halted:
+            for e in range(E):
+                if not entry_signal[i, e]:
+                    continue
+                b = book[e]
+                if pos[e].legs_open > 0 and b.exit_reason == NO_ORDER:
+                    continue
+                if intraday and (squared or last_of_day or (not fill_at_close and square_off[i + 1])):
+                    continue
+                count = 0 if (not fill_at_close and last_of_day) else b.day_entries
+                nd = nodes[e]
+                if nd.max_per_day > 0 and count >= nd.max_per_day:
+                    continue
+                if nd.max_re_entries >= 0 and count > nd.max_re_entries:
+                    continue
+                b.entry_bar = i
+                orders = True
+        if orders and fill_at_close:
+            for e in range(E):
+                b = book[e]
+                if b.exit_reason != NO_ORDER:
+                    if pos[e].legs_open > 0:
+                        k, cash, err = _close_position_nb(
+                            e, F_CLOSE, i, b.exit_bar, b.exit_reason, b.exit_node, nodes, legs, pos, lst, trades, k,
+                            cash, open_, high, low, close, sess, tleft, vol, exp_sess, exp_day, bar_min, rate,
+                            synthetic, commission, slippage, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
+                        if err != ERR_NONE:
+                            break
+                        n_open -= 1
+                    b.exit_reason = NO_ORDER
+            if err != ERR_NONE:
+                break
+            for e in range(E):
+                b = book[e]
+                if b.entry_bar != NO_ORDER:
+                    b.entry_bar = NO_ORDER
+                    if pos[e].legs_open > 0 or last_eq <= 0.0:
+                        continue
+                    cash, err = _open_position_nb(
+                        e, F_CLOSE, i, i, nodes, legs, leg_exp, pos, lst, book, lot_size_day, cash, open_, high, low,
+                        close, dayidx, sess, tleft, vol, exp_sess, bar_min, rate, step, synthetic, commission,
+                        slippage, ch_strikes, ch_contract, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
+                    if err != ERR_NONE:
+                        break
+                    n_open += 1
+            if err != ERR_NONE:
+                break
+        elif orders:
+            pending = True
+        # The intraday day-end close: a day that ends before its square-off bar.
+        if intraday and last_of_day and n_open > 0:
+            for e in range(E):
+                if pos[e].legs_open > 0:
+                    k, cash, err = _close_position_nb(
+                        e, F_CLOSE, i, i, EXIT_SQUARE_OFF, -1, nodes, legs, pos, lst, trades, k, cash, open_, high,
+                        low, close, sess, tleft, vol, exp_sess, exp_day, bar_min, rate, synthetic, commission,
+                        slippage, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
+                    if err != ERR_NONE:
+                        break
+                    n_open -= 1
+            if err != ERR_NONE:
+                break
+        # 5. Equity at the close.
+        eq = cash
+        if n_open > 0:
+            for li in range(L):
+                ls = lst[li]
+                if ls.open != 0:
+                    eq += legs[li].side * ls.qty * (ls.mark - ls.entry_price)
+        equity[i] = eq
+        last_eq = eq
+        i += 1
+    ints[I_DAY] = cur_day
+    ints[I_SQUARED] = 1 if squared else 0
+    ints[I_OPEN] = n_open
+    ints[I_PENDING] = 1 if pending else 0
+    ints[I_HALTED] = 1 if halted else 0
+    if err != ERR_NONE:
+        ints[I_ERR] = err
+        ints[I_ERR_BAR] = i
+    floats[F_CASH] = cash
+    floats[F_DAY_EQUITY] = day_eq
+    floats[F_LAST_EQUITY] = last_eq
+    return k, i, err
+
+
+# ---- steps -----------------------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def _price_nb(field, li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min, rate, synthetic,
+              ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c):
+    """Premium of open leg li at bar i (a bar field); NaN when the chain has no bar then."""
+    if synthetic:
+        spot = _spot_nb(field, lg.cp, i, open_, high, low, close)
+        extra = bar_min if field == F_OPEN else 0.0
+        t = _t_years_nb(exp_sess[ls.k], sess[i], tleft[i], extra)
+        return synth_price_nb(lg.cp, spot, ls.strike, t, vol[i], rate)
+    row = chain_row_nb(ch_ptr, ch_bar, ls.contract, i, ls.cursor)
+    if row < 0:
+        return np.nan
+    ls.cursor = row
+    if field == F_OPEN:
+        return ch_o[row]
+    if field == F_HIGH:
+        return ch_h[row]
+    if field == F_LOW:
+        return ch_l[row]
+    return ch_c[row]
+
+
+@njit(cache=True, nogil=True)
+def _leg_stop_nb(li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min, rate, synthetic,
+                 ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c):
+    """(EXIT_STOP_LOSS / EXIT_TAKE_PROFIT or -1, raw fill premium, spot) of an open leg in bar i.
+    A sold leg stops on the premium's high, a bought one on its low; a stop beats the target
+    when both are touched; a bar that opens beyond a level fills at its open."""
+    if synthetic:
+        po = _price_nb(F_OPEN, li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min, rate,
+                       True, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c)
+        ph = _price_nb(F_HIGH, li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min, rate,
+                       True, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c)
+        pl = _price_nb(F_LOW, li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min, rate,
+                       True, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c)
+        # The open is priced with more time left than the extremes: keep the bar consistent.
+        ph = max(ph, po)
+        pl = min(pl, po)
+    else:
+        row = chain_row_nb(ch_ptr, ch_bar, ls.contract, i, ls.cursor)
+        if row < 0:
+            return -1, np.nan, np.nan  # no trade in the contract this bar: nothing can fill
+        ls.cursor = row
+        po, ph, pl = ch_o[row], ch_h[row], ch_l[row]
+    sl = ls.sl_level
+    tp = ls.tp_level
+    # The underlying's price at the fill: its open on a gap, else the extreme that moved the premium.
+    if lg.side < 0:
+        if ph >= sl:
+            return EXIT_STOP_LOSS, max(po, sl), open_[i] if po >= sl else _spot_nb(F_HIGH, lg.cp, i, open_, high, low, close)
+        if pl <= tp:
+            return EXIT_TAKE_PROFIT, min(po, tp), open_[i] if po <= tp else _spot_nb(F_LOW, lg.cp, i, open_, high, low, close)
+    else:
+        if pl <= sl:
+            return EXIT_STOP_LOSS, min(po, sl), open_[i] if po <= sl else _spot_nb(F_LOW, lg.cp, i, open_, high, low, close)
+        if ph >= tp:
+            return EXIT_TAKE_PROFIT, max(po, tp), open_[i] if po >= tp else _spot_nb(F_HIGH, lg.cp, i, open_, high, low, close)
+    return -1, np.nan, np.nan
+
+
+@njit(cache=True, nogil=True)
+def _close_leg_nb(e, li, lg, ls, p, trades, k, cash, raw, spot, t, level, rate, synthetic, bar, signal_bar, reason,
+                  exit_node, expiry_day, commission, slippage):
+    """Close open leg li of position p at raw premium (slipped against it unless settled),
+    writing trades[k]. Returns (k + 1, cash)."""
+    side = lg.side
+    qty = ls.qty
+    price = raw if reason == EXIT_EXPIRY else raw * (1.0 - side * slippage)
+    comm = commission * qty * price
+    gross = side * qty * (price - ls.entry_price)
+    tr = trades[k]
+    tr.node = e
+    tr.leg = li
+    tr.pos_seq = p.pos_seq
+    tr.re_entry_num = p.re_entry_num
+    tr.side = side
+    tr.cp = lg.cp
+    tr.qty = qty
+    tr.lots = lg.lots
+    tr.lot_size = ls.lot_size
+    tr.k = ls.k
+    tr.expiry_day = expiry_day
+    tr.strike = ls.strike
+    tr.entry_signal_bar = p.entry_signal_bar
+    tr.entry_bar = p.entry_bar
+    tr.entry_price = ls.entry_price
+    tr.entry_commission = ls.entry_commission
+    tr.exit_signal_bar = signal_bar
+    tr.exit_bar = bar
+    tr.exit_price = price
+    tr.exit_commission = comm
+    tr.exit_reason = reason
+    tr.exit_node = exit_node
+    tr.pnl = gross - ls.entry_commission - comm
+    tr.sl_level = ls.sl_level
+    tr.tp_level = ls.tp_level
+    tr.spot_entry = ls.spot_entry
+    tr.spot_exit = spot
+    iv, delta = iv_delta_nb(lg.cp, price, spot, ls.strike, t, level, rate, synthetic)
+    tr.iv_entry = ls.iv_entry
+    tr.iv_exit = iv
+    tr.delta_entry = ls.delta_entry
+    tr.delta_exit = delta
+    tr.sel_spot = ls.sel_spot
+    tr.sel_atm = ls.sel_atm
+    tr.sel_candidates = ls.sel_candidates
+    tr.sel_premium = ls.sel_premium
+    tr.sel_iv = ls.sel_iv
+    tr.sel_delta = ls.sel_delta
+    p.realized_gross += gross
+    p.commission += comm
+    p.legs_open -= 1
+    if p.legs_open == 0:
+        tr.pos_last = 1
+        tr.pos_pnl = p.realized_gross - p.commission
+    else:
+        tr.pos_last = 0
+        tr.pos_pnl = np.nan
+    ls.open = 0
+    ls.mark = np.nan
+    return k + 1, cash + gross - comm
+
+
+@njit(cache=True, nogil=True)
+def _close_position_nb(e, field, i, signal_bar, reason, exit_node, nodes, legs, pos, lst, trades, k, cash, open_, high,
+                       low, close, sess, tleft, vol, exp_sess, exp_day, bar_min, rate, synthetic, commission, slippage,
+                       ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats):
+    """Close every open leg of node e's position at a bar field (expiry: at intrinsic value
+    against the close). Returns (k, cash, ERR_*); a leg the chain has no bar for fails the run."""
+    nd = nodes[e]
+    p = pos[e]
+    spot = open_[i] if field == F_OPEN else close[i]
+    for li in range(nd.first_leg, nd.first_leg + nd.n_legs):
+        ls = lst[li]
+        if ls.open == 0:
+            continue
+        lg = legs[li]
+        t = _t_years_nb(exp_sess[ls.k], sess[i], tleft[i], bar_min if field == F_OPEN else 0.0)
+        if reason == EXIT_EXPIRY and exp_sess[ls.k] <= sess[i]:
+            raw = max(lg.cp * (close[i] - ls.strike), 0.0)  # cash-settled at intrinsic value
+        else:
+            raw = _price_nb(field, li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min, rate,
+                            synthetic, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c)
+            if raw != raw:
+                ints[I_ERR_LEG] = li
+                floats[F_ERR_STRIKE] = ls.strike
+                floats[F_ERR_K] = ls.k
+                return k, cash, ERR_NO_BAR
+        k, cash = _close_leg_nb(e, li, lg, ls, p, trades, k, cash, raw, spot, t, vol[i], rate, synthetic, i,
+                                signal_bar, reason, exit_node, exp_day[ls.k], commission, slippage)
+    return k, cash, ERR_NONE
+
+
+@njit(cache=True, nogil=True)
+def _chain_quote_nb(c, bar, ch_ptr, ch_bar, ch_c):
+    """Close of chain contract c at bar (NaN: none)."""
+    if c < 0:
+        return np.nan
+    row = chain_row_nb(ch_ptr, ch_bar, c, bar, ch_ptr[c])
+    return ch_c[row] if row >= 0 else np.nan
+
+
+@njit(cache=True, nogil=True)
+def _select_nb(lg, kk, sb, spot, t, level, rate, step, synthetic, ch_strikes, ch_contract, ch_ptr, ch_bar, ch_c):
+    """Choose a leg's strike at signal bar sb: (strike, chain contract, candidates, premium,
+    ATM, ERR_*). Candidates are the synthetic grid's ATM +/- SYNTH_WINGS strikes, or the
+    chain's listed strikes of that expiry and type with a bar at sb."""
+    cp = lg.cp
+    cpi = 0 if cp == CALL else 1
+    if synthetic:
+        atm = math.floor(spot / step + 0.5) * step
+        lo_j = -SYNTH_WINGS
+        while atm + lo_j * step <= 0.0:
+            lo_j += 1
+        n_c = SYNTH_WINGS - lo_j + 1
+        sel = lg.selector
+        if sel == SEL_ATM_OFFSET or sel == SEL_SPOT_PCT or sel == SEL_STRADDLE:
+            if sel == SEL_ATM_OFFSET:
+                target = atm + cp * lg.value * step
+            elif sel == SEL_SPOT_PCT:
+                target = spot * (1.0 + cp * lg.value / 100.0)
+            else:
+                straddle = (synth_price_nb(1, spot, atm, t, level, rate) + synth_price_nb(-1, spot, atm, t, level, rate))
+                target = atm + cp * lg.value * straddle
+            strike = math.floor(target / step + 0.5) * step
+            if strike < atm + lo_j * step:
+                strike = atm + lo_j * step
+            return strike, -1, n_c, synth_price_nb(cp, spot, strike, t, level, rate), atm, ERR_NONE
+        best = np.nan
+        best_score = np.inf
+        for j in range(lo_j, SYNTH_WINGS + 1):
+            strike = atm + j * step
+            prem = synth_price_nb(cp, spot, strike, t, level, rate)
+            score = _score_nb(lg, cp, prem, spot, strike, t, level, rate, True)
+            if score < best_score:
+                best_score = score
+                best = strike
+        if best != best:
+            return np.nan, -1, n_c, np.nan, atm, ERR_NO_STRIKE
+        return best, -1, n_c, synth_price_nb(cp, spot, best, t, level, rate), atm, ERR_NONE
+    # The chain: strikes listed for this expiry with a bar at sb.
+    S = ch_strikes.shape[0]
+    atm_s = -1
+    best_dist = np.inf
+    for s in range(S):
+        qc = _chain_quote_nb(ch_contract[kk, s, 0], sb, ch_ptr, ch_bar, ch_c)
+        qp = _chain_quote_nb(ch_contract[kk, s, 1], sb, ch_ptr, ch_bar, ch_c)
+        if (qc == qc or qp == qp) and abs(ch_strikes[s] - spot) < best_dist:
+            best_dist = abs(ch_strikes[s] - spot)
+            atm_s = s
+    if atm_s < 0:
+        return np.nan, -1, 0, np.nan, np.nan, ERR_NO_STRIKE
+    atm = ch_strikes[atm_s]
+    n_c = 0
+    for s in range(S):
+        q = _chain_quote_nb(ch_contract[kk, s, cpi], sb, ch_ptr, ch_bar, ch_c)
+        if q == q:
+            n_c += 1
+    sel = lg.selector
+    chosen = -1
+    if sel == SEL_ATM_OFFSET:
+        # N listed strikes from ATM toward out of the money (cp: +1 up for calls, -1 down for puts).
+        want = int(lg.value)
+        direction = cp if want >= 0 else -cp
+        steps = abs(want)
+        s = atm_s
+        moved = 0
+        chosen = -1
+        if steps == 0:
+            q = _chain_quote_nb(ch_contract[kk, s, cpi], sb, ch_ptr, ch_bar, ch_c)
+            if q == q:
+                chosen = s
+        else:
+            s += direction
+            while 0 <= s < S:
+                q = _chain_quote_nb(ch_contract[kk, s, cpi], sb, ch_ptr, ch_bar, ch_c)
+                if q == q:
+                    moved += 1
+                    if moved == steps:
+                        chosen = s
+                        break
+                s += direction
+    elif sel == SEL_SPOT_PCT or sel == SEL_STRADDLE:
+        if sel == SEL_SPOT_PCT:
+            target = spot * (1.0 + cp * lg.value / 100.0)
+        else:
+            qc = _chain_quote_nb(ch_contract[kk, atm_s, 0], sb, ch_ptr, ch_bar, ch_c)
+            qp = _chain_quote_nb(ch_contract[kk, atm_s, 1], sb, ch_ptr, ch_bar, ch_c)
+            if qc != qc or qp != qp:
+                return np.nan, -1, n_c, np.nan, atm, ERR_NO_STRIKE
+            target = atm + cp * lg.value * (qc + qp)
+        best_dist = np.inf
+        for s in range(S):
+            q = _chain_quote_nb(ch_contract[kk, s, cpi], sb, ch_ptr, ch_bar, ch_c)
+            if q == q and abs(ch_strikes[s] - target) < best_dist:
+                best_dist = abs(ch_strikes[s] - target)
+                chosen = s
+    else:
+        best_score = np.inf
+        for s in range(S):
+            q = _chain_quote_nb(ch_contract[kk, s, cpi], sb, ch_ptr, ch_bar, ch_c)
+            if q != q:
+                continue
+            score = _score_nb(lg, cp, q, spot, ch_strikes[s], t, level, rate, False)
+            if score < best_score:
+                best_score = score
+                chosen = s
+    if chosen < 0:
+        return np.nan, -1, n_c, np.nan, atm, ERR_NO_STRIKE
+    c = ch_contract[kk, chosen, cpi]
+    return ch_strikes[chosen], c, n_c, _chain_quote_nb(c, sb, ch_ptr, ch_bar, ch_c), atm, ERR_NONE
+
+
+@njit(cache=True, nogil=True)
+def _score_nb(lg, cp, prem, spot, strike, t, level, rate, synthetic):
+    """How far a candidate is from what a searching selector asks for (inf: not eligible)."""
+    if lg.selector == SEL_PREMIUM:
+        gap = prem - lg.value
+        if lg.qualifier == Q_AT_LEAST and gap < 0.0:
+            return np.inf
+        if lg.qualifier == Q_AT_MOST and gap > 0.0:
+            return np.inf
+        return abs(gap)
+    if lg.selector == SEL_DELTA:
+        delta = iv_delta_nb(cp, prem, spot, strike, t, level, rate, synthetic)[1]
+        if delta != delta:
+            return np.inf
+        return abs(abs(delta) - lg.value)
+    return np.inf
+
+
+@njit(cache=True, nogil=True)
+def _open_position_nb(e, field, i, sb, nodes, legs, leg_exp, pos, lst, book, lot_size_day, cash, open_, high, low,
+                      close, dayidx, sess, tleft, vol, exp_sess, bar_min, rate, step, synthetic, commission, slippage,
+                      ch_strikes, ch_contract, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats):
+    """Open node e's legs at bar i's field (open or close); strikes chosen at signal bar sb.
+    Returns (cash, ERR_*); on an error nothing is opened."""
+    nd = nodes[e]
+    p = pos[e]
+    b = book[e]
+    spot_sb = close[sb]
+    # Choose every leg first, so a leg that cannot be priced opens none.
+    for li in range(nd.first_leg, nd.first_leg + nd.n_legs):
+        lg = legs[li]
+        ls = lst[li]
+        kk = leg_exp[dayidx[sb], li]
+        if kk < 0:
+            ints[I_ERR_LEG] = li
+            ints[I_ERR_BAR] = sb
+            return cash, ERR_NO_EXPIRY
+        t = _t_years_nb(exp_sess[kk], sess[sb], tleft[sb], 0.0)
+        strike, c, n_c, prem, atm, err = _select_nb(lg, kk, sb, spot_sb, t, vol[sb], rate, step, synthetic,
+                                                    ch_strikes, ch_contract, ch_ptr, ch_bar, ch_c)
+        if err != ERR_NONE:
+            ints[I_ERR_LEG] = li
+            ints[I_ERR_BAR] = sb
+            return cash, err
+        ls.k = kk
+        ls.contract = c
+        ls.cursor = ch_ptr[c] if c >= 0 else 0
+        ls.strike = strike
+        ls.sel_spot = spot_sb
+        ls.sel_atm = atm
+        ls.sel_candidates = n_c
+        ls.sel_premium = prem
+        iv, delta = iv_delta_nb(lg.cp, prem, spot_sb, strike, t, vol[sb], rate, synthetic)
+        ls.sel_iv = iv
+        ls.sel_delta = delta
+        raw = _price_nb(field, li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min, rate,
+                        synthetic, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c)
+        if raw != raw:
+            ints[I_ERR_LEG] = li
+            floats[F_ERR_STRIKE] = strike
+            floats[F_ERR_K] = kk
+            return cash, ERR_NO_BAR
+        ls.mark = raw  # the raw fill premium, kept here until every leg is priced
+    spot = open_[i] if field == F_OPEN else close[i]
+    lot_size = lot_size_day[dayidx[i]]
+    b.pos_count += 1
+    p.pos_seq = b.pos_count
+    p.re_entry_num = b.day_entries
+    p.entry_signal_bar = sb
+    p.entry_bar = i
+    p.entry_value = 0.0
+    p.entry_abs = 0.0
+    p.realized_gross = 0.0
+    p.commission = 0.0
+    p.bars_held = 1
+    p.legs_open = nd.n_legs
+    b.day_entries += 1
+    for li in range(nd.first_leg, nd.first_leg + nd.n_legs):
+        lg = legs[li]
+        ls = lst[li]
+        raw = ls.mark
+        price = raw * (1.0 + lg.side * slippage)
+        qty = lg.lots * lot_size
+        comm = commission * qty * price
+        t = _t_years_nb(exp_sess[ls.k], sess[i], tleft[i], bar_min if field == F_OPEN else 0.0)
+        ls.open = 1
+        ls.qty = qty
+        ls.lot_size = lot_size
+        ls.entry_price = price
+        ls.entry_commission = comm
+        ls.mark = raw
+        ls.spot_entry = spot
+        iv, delta = iv_delta_nb(lg.cp, raw, spot, ls.strike, t, vol[i], rate, synthetic)
+        ls.iv_entry = iv
+        ls.delta_entry = delta
+        # Premium levels: a sold leg loses when the premium rises.
+        ls.sl_level = _level_nb(lg.sl_mode, lg.sl_value, price, -lg.side)
+        ls.tp_level = _level_nb(lg.tp_mode, lg.tp_value, price, lg.side)
+        p.entry_value += lg.side * qty * price
+        p.entry_abs += qty * price
+        p.commission += comm
+        cash -= comm
+    return cash, ERR_NONE
+
+
+@njit(cache=True, nogil=True)
+def _level_nb(mode, value, price, direction):
+    """A premium level `value` (pct of price, or points) away from price, up (+1) or down (-1);
+    NaN for none. Levels below zero can never be reached and stay as computed."""
+    if mode == STOP_NONE:
+        return np.nan
+    dist = price * value / 100.0 if mode == STOP_PCT else value
+    return price + direction * dist
+
+
+@njit(cache=True, nogil=True)
+def close_all_legs_nb(close, bar, reason, nodes, legs, pos, lst, book, trades, ints, floats, sess, tleft, vol,
+                      exp_sess, exp_day, rate, synthetic, commission, slippage):
+    """Close every open leg at its last mark (its close at `bar` where priced) with `reason`;
+    drop waiting orders. Returns the number of trades written."""
+    k = 0
+    cash = floats[F_CASH]
+    for e in range(pos.shape[0]):
+        b = book[e]
+        nd = nodes[e]
+        p = pos[e]
+        if p.legs_open > 0:
+            for li in range(nd.first_leg, nd.first_leg + nd.n_legs):
+                ls = lst[li]
+                if ls.open != 0:
+                    t = _t_years_nb(exp_sess[ls.k], sess[bar], tleft[bar], 0.0)
+                    k, cash = _close_leg_nb(e, li, legs[li], ls, p, trades, k, cash, ls.mark, close[bar], t, vol[bar],
+                                            rate, synthetic, bar, bar, reason, -1, exp_day[ls.k], commission, slippage)
+        b.entry_bar = NO_ORDER
+        b.exit_reason = NO_ORDER
+    floats[F_CASH] = cash
+    floats[F_LAST_EQUITY] = cash
+    ints[I_OPEN] = 0
+    ints[I_PENDING] = 0
+    return k
+
+
+__all__ = ["run_legs_nb", "close_all_legs_nb", "synth_price_nb", "iv_delta_nb", "EXIT_END_OF_DATA"]
