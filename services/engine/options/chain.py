@@ -23,11 +23,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from numba import njit
 
 from ..core.bars import Bars
 from ..core.calendar import day_date
 from ..core.data import DataError
+from .quotes import chain_row_nb  # noqa: F401  (re-exported: the kernel-side lookup of these arrays)
+from .symbols import format_strike, format_symbol
 
 __all__ = ["ChainArrays", "load_chain", "chain_cache", "chain_expiries", "chain_row_nb", "CE", "PE"]
 
@@ -39,7 +40,6 @@ _FORMAT = 1             # bump when the cache layout or the checks change: every
 _ROW_GROUP = 65_536     # rows per cached row group: a few contracts each, so strike/expiry statistics skip
 _CHUNK = 100_000        # source rows validated at a time
 _SORT_ROWS = 4_000_000  # rows sorted in memory at a time while building the cache (whole expiries)
-_PROBE = 8              # rows chain_row_nb steps forward before it falls back to binary search
 _STALE_TMP_SECONDS = 3600.0
 _NAT = np.iinfo(np.int64).min
 _MAX_REPORTED = 3
@@ -68,8 +68,8 @@ class ChainArrays:
     K expiries, S strikes, C contracts, M rows. contract[k, s, t] is the id c of the contract with expiry
     expiries[k], strike strikes[s] and type t (CE = 0, PE = 1), or -1 when it has no rows. Its rows are
     ptr[c] .. ptr[c+1]-1, sorted by bar; row i is the underlying's bar index bar[i] with premiums
-    open/high/low/close[i] (quote currency). Rows at times the underlying has no bar are dropped and
-    counted in unmatched_rows.
+    open/high/low/close[i] (quote currency). Rows within the run's time span at a time the underlying
+    has no bar for are dropped and counted in unmatched_rows.
     """
 
     expiries: np.ndarray  # int64[K]: day numbers since 1970-01-01, sorted unique
@@ -106,8 +106,7 @@ class ChainArrays:
 
     def symbol(self, k: int, strike: float, option_type: str, root: str) -> str:
         """The contract's symbol, e.g. NIFTY:2024-01-25:OPT:21500:CE."""
-        return _format_symbol(root, day_date(int(self.expiries[k])).isoformat(), float(strike),
-                              _TYPE_NAMES[_type_code(option_type)])
+        return format_symbol(root, day_date(int(self.expiries[k])), float(strike), _TYPE_NAMES[_type_code(option_type)])
 
     def _strike_index(self, strike: float) -> int:
         i = int(np.searchsorted(self.strikes, strike))
@@ -117,50 +116,11 @@ class ChainArrays:
         return -1
 
 
-def _format_symbol(root: str, expiry: str, strike: float, option_type: str) -> str:
-    # The ROOT:YYYY-MM-DD:OPT:STRIKE:TYPE spelling of option symbols; strikes lose a trailing .0.
-    text = str(int(strike)) if strike.is_integer() else repr(strike)
-    return f"{root}:{expiry}:OPT:{text}:{option_type}"
-
-
 def _type_code(option_type: str) -> int:
     name = str(option_type).strip().upper()
     if name not in _TYPE_NAMES:
         raise ValueError(f"unknown option type {option_type!r}: use CE (call) or PE (put)")
     return _TYPE_NAMES.index(name)
-
-
-@njit(cache=True, nogil=True)
-def chain_row_nb(ptr, bar_arr, c, bar, cursor):
-    """The row of contract `c` at exactly bar index `bar`, or -1 when it has none (or c < 0).
-
-    ptr: int64[C+1], bar_arr: int64[M] from `ChainArrays`. cursor: a row index kept per leg by the
-    caller; start it at ptr[c] and store each row returned. Any cursor gives the right answer; one at or
-    a few rows behind `bar`'s row answers in O(1), so a leg held bar after bar costs O(1) a bar. From a
-    cursor further behind, the search is binary from the cursor on; from one outside the contract or
-    past `bar`, binary over the whole contract.
-    """
-    if c < 0:
-        return -1
-    lo = ptr[c]
-    hi = ptr[c + 1]
-    i = cursor
-    if i < lo or i >= hi or bar_arr[i] > bar:
-        i = lo
-    stop = min(i + _PROBE, hi)
-    while i < stop and bar_arr[i] < bar:
-        i += 1
-    if i == stop and i < hi:
-        right = hi
-        while i < right:
-            mid = (i + right) >> 1
-            if bar_arr[mid] < bar:
-                i = mid + 1
-            else:
-                right = mid
-    if i < hi and bar_arr[i] == bar:
-        return i
-    return -1
 
 
 # ---- loading -------------------------------------------------------------------------------------
@@ -344,10 +304,9 @@ def _find_duplicates(table: pa.Table, found: list) -> None:
 def _duplicate_error(found: list, problems: _Problems, tz: str) -> DataError:
     described = sorted(d for d in found if d is not None)
     first, second, e, t, s, ts = described[0]
-    strike = str(int(s)) if s.is_integer() else repr(s)
     when = pd.Timestamp(ts, tz="UTC").tz_convert(tz).isoformat()
     msg = (f"{problems.path.name}: {problems.unit}s {first} and {second}: two rows for {day_date(e).isoformat()} "
-           f"{strike} {_TYPE_NAMES[t]} at {when}: keep one row per contract and bar")
+           f"{format_strike(s)} {_TYPE_NAMES[t]} at {when}: keep one row per contract and bar")
     if len(found) > 1:
         msg += f" ({len(found) - 1} more duplicate{'s' if len(found) > 2 else ''})"
     return DataError(msg, path=str(problems.path), row=first)

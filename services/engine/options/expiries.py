@@ -23,8 +23,8 @@ MONTHLY = "monthly"
 EXPIRY_KINDS = (WEEKLY, MONTHLY)
 # How many expiries after the nearest are listed. Monthly: near, next and far month, NIFTY's
 # three-month cycle since 2001 (NSE F&O contract specifications; restated in NSE's press release of
-# 18 Dec 2018). Weekly: NSE listed seven consecutive weeklies besides the monthly week at launch
-# (same press release), so the nearest four weekly-or-monthly expiries are always trading.
+# 18 Dec 2018). Weekly: seven consecutive weeklies besides the monthly week at launch (same press
+# release); offsets 0..3 keep to the current and next three weeks, which every cycle since covers.
 MAX_OFFSET = {WEEKLY: 3, MONTHLY: 2}
 
 TUESDAY, THURSDAY = 1, 3  # date.weekday() numbering
@@ -143,22 +143,23 @@ def _lot(row: Change) -> _Lot:
 
 def _compile(root: str, rows: list[Change]) -> _Rules:
     rows = sorted(rows, key=lambda c: c.effective)
-    days = [r for r in rows if r.weekday is not None]
+    weekdays = [r for r in rows if r.weekday is not None]
     weekly = [r for r in rows if r.weekly is not None]
     lots = tuple(_lot(r) for r in rows if r.lot is not None)
-    if not days or days[0] is not rows[0] or not lots:
+    if not weekdays or weekdays[0] is not rows[0] or not lots:
         raise ValueError(f"CHANGES for {root} must open with the row that lists its options (a weekday) "
                          f"and set a lot")
     for a, b in zip(lots, lots[1:]):
         if not (a.weekly_from < b.weekly_from and a.monthly_from < b.monthly_from):
             raise ValueError(f"CHANGES for {root}: lot rows must have increasing first expiries ({b.effective})")
 
-    def column(selected: list[Change], field: str, dtype: type) -> np.ndarray:
-        return np.array([getattr(r, field) for r in selected], dtype=dtype)
+    def starts(selected: list[Change]) -> np.ndarray:
+        return np.array([day_number(r.effective) for r in selected], np.int64)
 
-    return _Rules(root, np.array([day_number(r.effective) for r in days], np.int64), column(days, "weekday", np.int64),
-                  np.array([day_number(r.effective) for r in weekly], np.int64), column(weekly, "weekly", np.bool_),
-                  lots, rows[0].effective)
+    return _Rules(root=root,
+                  weekday_from=starts(weekdays), weekday_of=np.array([r.weekday for r in weekdays], np.int64),
+                  weekly_from=starts(weekly), weekly_on=np.array([bool(r.weekly) for r in weekly], np.bool_),
+                  lots=lots, first_day=rows[0].effective)
 
 
 def _compile_all() -> dict[str, _Rules]:

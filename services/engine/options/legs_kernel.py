@@ -14,26 +14,18 @@ last bar), max_bars, exit nodes and entries; the intraday day-end close; equity.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
 
 from services.engine.core.records import (
-    EXIT_DAILY_MAX_LOSS, EXIT_DAILY_MAX_PROFIT, EXIT_END_OF_DATA, EXIT_EXPIRY, EXIT_MAX_BARS,
+    EXIT_DAILY_MAX_LOSS, EXIT_DAILY_MAX_PROFIT, EXIT_EXPIRY, EXIT_MAX_BARS,
     EXIT_MTM_STOP, EXIT_MTM_TARGET, EXIT_POSITION_STOP, EXIT_POSITION_TARGET, EXIT_SIGNAL,
     EXIT_SQUARE_OFF, EXIT_STOP_LOSS, EXIT_TAKE_PROFIT, STOP_NONE, STOP_PCT,
 )
 
-from .chain import chain_row_nb
-from .layouts import (
-    ERR_NO_BAR, ERR_NO_EXPIRY, ERR_NO_STRIKE, ERR_NONE, F_CLOSE, F_HIGH, F_LOW, F_OPEN, MODE_CHAIN,
-    Q_AT_LEAST, Q_AT_MOST, SEL_ATM_OFFSET, SEL_DELTA, SEL_PREMIUM, SEL_SPOT_PCT, SEL_STRADDLE,
-)
-from .pricing import (
-    CALL, SESSION_MINUTES, YEAR_MINUTES, bs_greeks_nb, bs_price_nb, implied_vol_nb, round_premium_nb,
-    surface_iv_nb,
-)
+from .layouts import ERR_NO_BAR, ERR_NO_EXPIRY, ERR_NONE, F_CLOSE, F_HIGH, F_LOW, F_OPEN, MODE_CHAIN
+from .quotes import chain_row_nb, iv_delta_nb, price_nb, spot_nb, t_years_nb
+from .selection import select_strike_nb
 
 # Slots of the int state (int64[8]) and the float state (float64[4]).
 I_DAY = 0       # trading day of the last bar stepped
@@ -51,60 +43,13 @@ F_ERR_STRIKE = 3
 F_ERR_K = 4
 NO_DAY = np.iinfo(np.int64).min
 NO_ORDER = -1
-# Strikes on each side of ATM considered by the searching selectors on the synthetic chain:
-# 80 x 50 = 4,000 points, beyond a 0.05-delta strike of a 3-month NIFTY option.
-SYNTH_WINGS = 80
-
-
-# ---- pricing of one contract at one bar ------------------------------------------------------
-@njit(cache=True, nogil=True, inline="always")
-def _t_years_nb(exp_sess_k, sess_i, tleft_i, extra):
-    """Trading time from the bar's close (+ extra minutes) to the expiry's close, in years."""
-    return ((exp_sess_k - sess_i) * SESSION_MINUTES + tleft_i + extra) / YEAR_MINUTES
-
-
-@njit(cache=True, nogil=True)
-def synth_price_nb(cp, spot, strike, t, level, rate):
-    """A synthetic chain's premium: Black-Scholes on the surface's IV, on the 0.05 tick;
-    intrinsic value once the expiry has closed (t <= 0)."""
-    if t <= 0.0:
-        return max(cp * (spot - strike), 0.0)
-    sigma = surface_iv_nb(level, spot, strike, t)
-    return round_premium_nb(bs_price_nb(cp, spot, strike, t, sigma, rate))
-
-
-@njit(cache=True, nogil=True)
-def iv_delta_nb(cp, price, spot, strike, t, level, rate, synthetic):
-    """(IV in percent, delta) of a contract priced `price` (NaNs past expiry)."""
-    if t <= 0.0:
-        return np.nan, np.nan
-    if synthetic:
-        sigma = surface_iv_nb(level, spot, strike, t)
-    else:
-        sigma = implied_vol_nb(cp, price, spot, strike, t, rate)
-        if not sigma > 0.0:
-            return np.nan, np.nan
-    delta = bs_greeks_nb(cp, spot, strike, t, sigma, rate)[0]
-    return 100.0 * sigma, delta
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _spot_nb(field, cp, i, open_, high, low, close):
-    """The underlying's price behind a premium field: a call's high comes with the spot's
-    high, a put's with its low (premium is monotone in spot at a fixed time)."""
-    if field == F_OPEN:
-        return open_[i]
-    if field == F_CLOSE:
-        return close[i]
-    up = (field == F_HIGH) == (cp == CALL)
-    return high[i] if up else low[i]
 
 
 # ---- the kernel ---------------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
 def run_legs_nb(open_, high, low, close, day, dayidx, square_off, sess, tleft, vol,
                 entry_signal, exit_signal, exit_targets, nodes, legs, leg_exp, exp_sess, exp_day,
-                lot_size_day, flags, cfg, ch_strikes, ch_contract, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c,
+                lot_size_exp, flags, cfg, ch_strikes, ch_contract, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c,
                 equity, pos, lst, book, ints, floats, trades, k, start, stop):
     """Step bars [start, stop), writing closed legs into trades[k:] and equity[start:stop].
 
@@ -112,7 +57,7 @@ def run_legs_nb(open_, high, low, close, day, dayidx, square_off, sess, tleft, v
     session's close, vol: the surface's ATM level, annual fraction), int64[n] (day, dayidx:
     the run's day index, sess: the exchange session number), bool[n] square_off; signals as
     in core/kernels.run_nb; nodes legnode_dt[E], legs leg_dt[L]; leg_exp int64[D, L]: each
-    leg's expiry index per day (-1: not listed); exp_sess / exp_day int64[K]; lot_size_day
+    leg's expiry index per day (-1: not listed); exp_sess / exp_day int64[K]; lot_size_exp
     float64[D]; flags int64[3] (fill_at_close, intraday, mode); cfg float64[7] (commission,
     slippage, daily max_loss, daily max_profit, rate, bar minutes, strike step); the chain
     (MODE_CHAIN): ch_strikes float64[S], ch_contract int64[K, S, 2], CSR rows ch_ptr/ch_bar and
@@ -181,7 +126,7 @@ def run_legs_nb(open_, high, low, close, day, dayidx, square_off, sess, tleft, v
                     if halted or pos[e].legs_open > 0 or last_eq <= 0.0 or (intraday and square_off[i]):
                         continue
                     cash, err = _open_position_nb(
-                        e, F_OPEN, i, sb, nodes, legs, leg_exp, pos, lst, book, lot_size_day, cash, open_, high,
+                        e, F_OPEN, i, sb, nodes, legs, leg_exp, pos, lst, book, lot_size_exp, cash, open_, high,
                         low, close, dayidx, sess, tleft, vol, exp_sess, bar_min, rate, step, synthetic, commission,
                         slippage, ch_strikes, ch_contract, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
                     if err != ERR_NONE:
@@ -216,7 +161,7 @@ def run_legs_nb(open_, high, low, close, day, dayidx, square_off, sess, tleft, v
                                                  ch_c)
                 if reason >= 0:
                     e = lg.node
-                    t = _t_years_nb(exp_sess[ls.k], sess[i], tleft[i], 0.0)
+                    t = t_years_nb(exp_sess[ls.k], sess[i], tleft[i], 0.0)
                     k, cash = _close_leg_nb(e, li, lg, ls, pos[e], trades, k, cash, raw, spot, t, vol[i], rate,
                                             synthetic, i, i, reason, -1, exp_day[ls.k], commission, slippage)
                     if pos[e].legs_open == 0:
@@ -227,7 +172,7 @@ def run_legs_nb(open_, high, low, close, day, dayidx, square_off, sess, tleft, v
             for li in range(L):
                 ls = lst[li]
                 if ls.open != 0:
-                    px = _price_nb(F_CLOSE, li, i, legs[li], ls, open_, high, low, close, sess, tleft, vol, exp_sess,
+                    px = price_nb(F_CLOSE, li, i, legs[li], ls, open_, high, low, close, sess, tleft, vol, exp_sess,
                                    bar_min, rate, synthetic, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c)
                     if px == px:
                         ls.mark = px
@@ -373,7 +318,7 @@ def run_legs_nb(open_, high, low, close, day, dayidx, square_off, sess, tleft, v
                     if pos[e].legs_open > 0 or last_eq <= 0.0:
                         continue
                     cash, err = _open_position_nb(
-                        e, F_CLOSE, i, i, nodes, legs, leg_exp, pos, lst, book, lot_size_day, cash, open_, high, low,
+                        e, F_CLOSE, i, i, nodes, legs, leg_exp, pos, lst, book, lot_size_exp, cash, open_, high, low,
                         close, dayidx, sess, tleft, vol, exp_sess, bar_min, rate, step, synthetic, commission,
                         slippage, ch_strikes, ch_contract, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
                     if err != ERR_NONE:
@@ -422,39 +367,17 @@ def run_legs_nb(open_, high, low, close, day, dayidx, square_off, sess, tleft, v
 
 # ---- steps -----------------------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
-def _price_nb(field, li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min, rate, synthetic,
-              ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c):
-    """Premium of open leg li at bar i (a bar field); NaN when the chain has no bar then."""
-    if synthetic:
-        spot = _spot_nb(field, lg.cp, i, open_, high, low, close)
-        extra = bar_min if field == F_OPEN else 0.0
-        t = _t_years_nb(exp_sess[ls.k], sess[i], tleft[i], extra)
-        return synth_price_nb(lg.cp, spot, ls.strike, t, vol[i], rate)
-    row = chain_row_nb(ch_ptr, ch_bar, ls.contract, i, ls.cursor)
-    if row < 0:
-        return np.nan
-    ls.cursor = row
-    if field == F_OPEN:
-        return ch_o[row]
-    if field == F_HIGH:
-        return ch_h[row]
-    if field == F_LOW:
-        return ch_l[row]
-    return ch_c[row]
-
-
-@njit(cache=True, nogil=True)
 def _leg_stop_nb(li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min, rate, synthetic,
                  ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c):
     """(EXIT_STOP_LOSS / EXIT_TAKE_PROFIT or -1, raw fill premium, spot) of an open leg in bar i.
     A sold leg stops on the premium's high, a bought one on its low; a stop beats the target
     when both are touched; a bar that opens beyond a level fills at its open."""
     if synthetic:
-        po = _price_nb(F_OPEN, li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min, rate,
+        po = price_nb(F_OPEN, li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min, rate,
                        True, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c)
-        ph = _price_nb(F_HIGH, li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min, rate,
+        ph = price_nb(F_HIGH, li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min, rate,
                        True, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c)
-        pl = _price_nb(F_LOW, li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min, rate,
+        pl = price_nb(F_LOW, li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min, rate,
                        True, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c)
         # The open is priced with more time left than the extremes: keep the bar consistent.
         ph = max(ph, po)
@@ -470,14 +393,14 @@ def _leg_stop_nb(li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_s
     # The underlying's price at the fill: its open on a gap, else the extreme that moved the premium.
     if lg.side < 0:
         if ph >= sl:
-            return EXIT_STOP_LOSS, max(po, sl), open_[i] if po >= sl else _spot_nb(F_HIGH, lg.cp, i, open_, high, low, close)
+            return EXIT_STOP_LOSS, max(po, sl), open_[i] if po >= sl else spot_nb(F_HIGH, lg.cp, i, open_, high, low, close)
         if pl <= tp:
-            return EXIT_TAKE_PROFIT, min(po, tp), open_[i] if po <= tp else _spot_nb(F_LOW, lg.cp, i, open_, high, low, close)
+            return EXIT_TAKE_PROFIT, min(po, tp), open_[i] if po <= tp else spot_nb(F_LOW, lg.cp, i, open_, high, low, close)
     else:
         if pl <= sl:
-            return EXIT_STOP_LOSS, min(po, sl), open_[i] if po <= sl else _spot_nb(F_LOW, lg.cp, i, open_, high, low, close)
+            return EXIT_STOP_LOSS, min(po, sl), open_[i] if po <= sl else spot_nb(F_LOW, lg.cp, i, open_, high, low, close)
         if ph >= tp:
-            return EXIT_TAKE_PROFIT, max(po, tp), open_[i] if po >= tp else _spot_nb(F_HIGH, lg.cp, i, open_, high, low, close)
+            return EXIT_TAKE_PROFIT, max(po, tp), open_[i] if po >= tp else spot_nb(F_HIGH, lg.cp, i, open_, high, low, close)
     return -1, np.nan, np.nan
 
 
@@ -558,11 +481,11 @@ def _close_position_nb(e, field, i, signal_bar, reason, exit_node, nodes, legs, 
         if ls.open == 0:
             continue
         lg = legs[li]
-        t = _t_years_nb(exp_sess[ls.k], sess[i], tleft[i], bar_min if field == F_OPEN else 0.0)
+        t = t_years_nb(exp_sess[ls.k], sess[i], tleft[i], bar_min if field == F_OPEN else 0.0)
         if reason == EXIT_EXPIRY and exp_sess[ls.k] <= sess[i]:
             raw = max(lg.cp * (close[i] - ls.strike), 0.0)  # cash-settled at intrinsic value
         else:
-            raw = _price_nb(field, li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min, rate,
+            raw = price_nb(field, li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min, rate,
                             synthetic, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c)
             if raw != raw:
                 ints[I_ERR_LEG] = li
@@ -575,145 +498,7 @@ def _close_position_nb(e, field, i, signal_bar, reason, exit_node, nodes, legs, 
 
 
 @njit(cache=True, nogil=True)
-def _chain_quote_nb(c, bar, ch_ptr, ch_bar, ch_c):
-    """Close of chain contract c at bar (NaN: none)."""
-    if c < 0:
-        return np.nan
-    row = chain_row_nb(ch_ptr, ch_bar, c, bar, ch_ptr[c])
-    return ch_c[row] if row >= 0 else np.nan
-
-
-@njit(cache=True, nogil=True)
-def _select_nb(lg, kk, sb, spot, t, level, rate, step, synthetic, ch_strikes, ch_contract, ch_ptr, ch_bar, ch_c):
-    """Choose a leg's strike at signal bar sb: (strike, chain contract, candidates, premium,
-    ATM, ERR_*). Candidates are the synthetic grid's ATM +/- SYNTH_WINGS strikes, or the
-    chain's listed strikes of that expiry and type with a bar at sb."""
-    cp = lg.cp
-    cpi = 0 if cp == CALL else 1
-    if synthetic:
-        atm = math.floor(spot / step + 0.5) * step
-        lo_j = -SYNTH_WINGS
-        while atm + lo_j * step <= 0.0:
-            lo_j += 1
-        n_c = SYNTH_WINGS - lo_j + 1
-        sel = lg.selector
-        if sel == SEL_ATM_OFFSET or sel == SEL_SPOT_PCT or sel == SEL_STRADDLE:
-            if sel == SEL_ATM_OFFSET:
-                target = atm + cp * lg.value * step
-            elif sel == SEL_SPOT_PCT:
-                target = spot * (1.0 + cp * lg.value / 100.0)
-            else:
-                straddle = (synth_price_nb(1, spot, atm, t, level, rate) + synth_price_nb(-1, spot, atm, t, level, rate))
-                target = atm + cp * lg.value * straddle
-            strike = math.floor(target / step + 0.5) * step
-            if strike < atm + lo_j * step:
-                strike = atm + lo_j * step
-            return strike, -1, n_c, synth_price_nb(cp, spot, strike, t, level, rate), atm, ERR_NONE
-        best = np.nan
-        best_score = np.inf
-        for j in range(lo_j, SYNTH_WINGS + 1):
-            strike = atm + j * step
-            prem = synth_price_nb(cp, spot, strike, t, level, rate)
-            score = _score_nb(lg, cp, prem, spot, strike, t, level, rate, True)
-            if score < best_score:
-                best_score = score
-                best = strike
-        if best != best:
-            return np.nan, -1, n_c, np.nan, atm, ERR_NO_STRIKE
-        return best, -1, n_c, synth_price_nb(cp, spot, best, t, level, rate), atm, ERR_NONE
-    # The chain: strikes listed for this expiry with a bar at sb.
-    S = ch_strikes.shape[0]
-    atm_s = -1
-    best_dist = np.inf
-    for s in range(S):
-        qc = _chain_quote_nb(ch_contract[kk, s, 0], sb, ch_ptr, ch_bar, ch_c)
-        qp = _chain_quote_nb(ch_contract[kk, s, 1], sb, ch_ptr, ch_bar, ch_c)
-        if (qc == qc or qp == qp) and abs(ch_strikes[s] - spot) < best_dist:
-            best_dist = abs(ch_strikes[s] - spot)
-            atm_s = s
-    if atm_s < 0:
-        return np.nan, -1, 0, np.nan, np.nan, ERR_NO_STRIKE
-    atm = ch_strikes[atm_s]
-    n_c = 0
-    for s in range(S):
-        q = _chain_quote_nb(ch_contract[kk, s, cpi], sb, ch_ptr, ch_bar, ch_c)
-        if q == q:
-            n_c += 1
-    sel = lg.selector
-    chosen = -1
-    if sel == SEL_ATM_OFFSET:
-        # N listed strikes from ATM toward out of the money (cp: +1 up for calls, -1 down for puts).
-        want = int(lg.value)
-        direction = cp if want >= 0 else -cp
-        steps = abs(want)
-        s = atm_s
-        moved = 0
-        chosen = -1
-        if steps == 0:
-            q = _chain_quote_nb(ch_contract[kk, s, cpi], sb, ch_ptr, ch_bar, ch_c)
-            if q == q:
-                chosen = s
-        else:
-            s += direction
-            while 0 <= s < S:
-                q = _chain_quote_nb(ch_contract[kk, s, cpi], sb, ch_ptr, ch_bar, ch_c)
-                if q == q:
-                    moved += 1
-                    if moved == steps:
-                        chosen = s
-                        break
-                s += direction
-    elif sel == SEL_SPOT_PCT or sel == SEL_STRADDLE:
-        if sel == SEL_SPOT_PCT:
-            target = spot * (1.0 + cp * lg.value / 100.0)
-        else:
-            qc = _chain_quote_nb(ch_contract[kk, atm_s, 0], sb, ch_ptr, ch_bar, ch_c)
-            qp = _chain_quote_nb(ch_contract[kk, atm_s, 1], sb, ch_ptr, ch_bar, ch_c)
-            if qc != qc or qp != qp:
-                return np.nan, -1, n_c, np.nan, atm, ERR_NO_STRIKE
-            target = atm + cp * lg.value * (qc + qp)
-        best_dist = np.inf
-        for s in range(S):
-            q = _chain_quote_nb(ch_contract[kk, s, cpi], sb, ch_ptr, ch_bar, ch_c)
-            if q == q and abs(ch_strikes[s] - target) < best_dist:
-                best_dist = abs(ch_strikes[s] - target)
-                chosen = s
-    else:
-        best_score = np.inf
-        for s in range(S):
-            q = _chain_quote_nb(ch_contract[kk, s, cpi], sb, ch_ptr, ch_bar, ch_c)
-            if q != q:
-                continue
-            score = _score_nb(lg, cp, q, spot, ch_strikes[s], t, level, rate, False)
-            if score < best_score:
-                best_score = score
-                chosen = s
-    if chosen < 0:
-        return np.nan, -1, n_c, np.nan, atm, ERR_NO_STRIKE
-    c = ch_contract[kk, chosen, cpi]
-    return ch_strikes[chosen], c, n_c, _chain_quote_nb(c, sb, ch_ptr, ch_bar, ch_c), atm, ERR_NONE
-
-
-@njit(cache=True, nogil=True)
-def _score_nb(lg, cp, prem, spot, strike, t, level, rate, synthetic):
-    """How far a candidate is from what a searching selector asks for (inf: not eligible)."""
-    if lg.selector == SEL_PREMIUM:
-        gap = prem - lg.value
-        if lg.qualifier == Q_AT_LEAST and gap < 0.0:
-            return np.inf
-        if lg.qualifier == Q_AT_MOST and gap > 0.0:
-            return np.inf
-        return abs(gap)
-    if lg.selector == SEL_DELTA:
-        delta = iv_delta_nb(cp, prem, spot, strike, t, level, rate, synthetic)[1]
-        if delta != delta:
-            return np.inf
-        return abs(abs(delta) - lg.value)
-    return np.inf
-
-
-@njit(cache=True, nogil=True)
-def _open_position_nb(e, field, i, sb, nodes, legs, leg_exp, pos, lst, book, lot_size_day, cash, open_, high, low,
+def _open_position_nb(e, field, i, sb, nodes, legs, leg_exp, pos, lst, book, lot_size_exp, cash, open_, high, low,
                       close, dayidx, sess, tleft, vol, exp_sess, bar_min, rate, step, synthetic, commission, slippage,
                       ch_strikes, ch_contract, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats):
     """Open node e's legs at bar i's field (open or close); strikes chosen at signal bar sb.
@@ -731,8 +516,8 @@ def _open_position_nb(e, field, i, sb, nodes, legs, leg_exp, pos, lst, book, lot
             ints[I_ERR_LEG] = li
             ints[I_ERR_BAR] = sb
             return cash, ERR_NO_EXPIRY
-        t = _t_years_nb(exp_sess[kk], sess[sb], tleft[sb], 0.0)
-        strike, c, n_c, prem, atm, err = _select_nb(lg, kk, sb, spot_sb, t, vol[sb], rate, step, synthetic,
+        t = t_years_nb(exp_sess[kk], sess[sb], tleft[sb], 0.0)
+        strike, c, n_c, prem, atm, err = select_strike_nb(lg, kk, sb, spot_sb, t, vol[sb], rate, step, synthetic,
                                                     ch_strikes, ch_contract, ch_ptr, ch_bar, ch_c)
         if err != ERR_NONE:
             ints[I_ERR_LEG] = li
@@ -749,7 +534,7 @@ def _open_position_nb(e, field, i, sb, nodes, legs, leg_exp, pos, lst, book, lot
         iv, delta = iv_delta_nb(lg.cp, prem, spot_sb, strike, t, vol[sb], rate, synthetic)
         ls.sel_iv = iv
         ls.sel_delta = delta
-        raw = _price_nb(field, li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min, rate,
+        raw = price_nb(field, li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min, rate,
                         synthetic, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c)
         if raw != raw:
             ints[I_ERR_LEG] = li
@@ -758,7 +543,6 @@ def _open_position_nb(e, field, i, sb, nodes, legs, leg_exp, pos, lst, book, lot
             return cash, ERR_NO_BAR
         ls.mark = raw  # the raw fill premium, kept here until every leg is priced
     spot = open_[i] if field == F_OPEN else close[i]
-    lot_size = lot_size_day[dayidx[i]]
     b.pos_count += 1
     p.pos_seq = b.pos_count
     p.re_entry_num = b.day_entries
@@ -776,9 +560,10 @@ def _open_position_nb(e, field, i, sb, nodes, legs, leg_exp, pos, lst, book, lot
         ls = lst[li]
         raw = ls.mark
         price = raw * (1.0 + lg.side * slippage)
+        lot_size = lot_size_exp[ls.k]
         qty = lg.lots * lot_size
         comm = commission * qty * price
-        t = _t_years_nb(exp_sess[ls.k], sess[i], tleft[i], bar_min if field == F_OPEN else 0.0)
+        t = t_years_nb(exp_sess[ls.k], sess[i], tleft[i], bar_min if field == F_OPEN else 0.0)
         ls.open = 1
         ls.qty = qty
         ls.lot_size = lot_size
@@ -824,7 +609,7 @@ def close_all_legs_nb(close, bar, reason, nodes, legs, pos, lst, book, trades, i
             for li in range(nd.first_leg, nd.first_leg + nd.n_legs):
                 ls = lst[li]
                 if ls.open != 0:
-                    t = _t_years_nb(exp_sess[ls.k], sess[bar], tleft[bar], 0.0)
+                    t = t_years_nb(exp_sess[ls.k], sess[bar], tleft[bar], 0.0)
                     k, cash = _close_leg_nb(e, li, legs[li], ls, p, trades, k, cash, ls.mark, close[bar], t, vol[bar],
                                             rate, synthetic, bar, bar, reason, -1, exp_day[ls.k], commission, slippage)
         b.entry_bar = NO_ORDER
@@ -836,4 +621,3 @@ def close_all_legs_nb(close, bar, reason, nodes, legs, pos, lst, book, trades, i
     return k
 
 
-__all__ = ["run_legs_nb", "close_all_legs_nb", "synth_price_nb", "iv_delta_nb", "EXIT_END_OF_DATA"]

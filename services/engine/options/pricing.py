@@ -239,15 +239,17 @@ _TERM_PIVOT = 0.15
 _TERM_WIDTH = 0.08
 _IV_FLOOR = 0.05
 _IV_CAP = 2.0
-_IV_CAP_SHARPNESS = 8.0
 
 
 @njit(**_JIT)
 def surface_iv_nb(level, spot, strike, t):
     """Implied vol (annual fraction) of SIM-NIFTY options: level = 30-day ATM vol (India-VIX-like,
     0.15 = 15 %); spot, strike: points; t: trading years (clamped to >= 1 trading minute).
-    Log-moneyness is taken against the forward spot * exp(RISK_FREE_RATE t). In [0.05, 2.0].
+    Log-moneyness is taken against the forward spot * exp(RISK_FREE_RATE t). In [0.05, 2.0];
+    NaN for a NaN level.
     """
+    if level <= 0.0:
+        return _IV_FLOOR
     te = max(t, _MINUTE)
     beta = -_TERM_BETA * math.tanh((level - _TERM_PIVOT) / _TERM_WIDTH)
     atm = level * math.exp(beta * math.log(min(max(te, _ONE_DAY), 1.0) / _T30))
@@ -255,9 +257,11 @@ def surface_iv_nb(level, spot, strike, t):
     phi = _SSVI_ETA / math.sqrt(theta * (1.0 + theta))
     y = phi * (math.log(strike / spot) - RISK_FREE_RATE * te)
     w = 0.5 * theta * (1.0 + _SSVI_RHO * y + math.sqrt((y + _SSVI_RHO) ** 2 + 1.0 - _SSVI_RHO * _SSVI_RHO))
-    sigma = math.sqrt(w / te)
-    sigma /= (1.0 + (sigma / _IV_CAP) ** _IV_CAP_SHARPNESS) ** (1.0 / _IV_CAP_SHARPNESS)
-    return max(sigma, _IV_FLOOR)
+    var = w / te
+    u2 = var / (_IV_CAP * _IV_CAP)
+    u4 = u2 * u2
+    # sigma / (1 + (sigma / cap)^8)^(1/8), the eighth root as three square roots (pow is slower)
+    return max(math.sqrt(var) / math.sqrt(math.sqrt(math.sqrt(1.0 + u4 * u4))), _IV_FLOOR)
 
 
 # ---- the India-VIX-like ATM vol level ----------------------------------------------------------
@@ -317,8 +321,6 @@ def _check_level_inputs(day: np.ndarray, close: np.ndarray) -> None:
     if day.ndim != 1 or close.shape != day.shape:
         raise ValueError(f"vol_level: day and close must be 1-d arrays of one length, got shapes "
                          f"{day.shape} and {close.shape}")
-    if day.dtype.kind not in "iu":
-        raise ValueError(f"vol_level: day must be integer days since 1970-01-01, got dtype {day.dtype}")
     if np.any(np.diff(day) < 0):
         raise ValueError("vol_level: day must be non-decreasing (bars in time order)")
     if day[0] < _GRID_START or day[-1] >= _GRID_START + _GRID_DAYS:
@@ -337,8 +339,11 @@ def vol_level(day: np.ndarray, close: np.ndarray, seed: int = 20160101) -> np.nd
     trading days before it (the realized-vol part's window); the OU part needs no history.
     """
     day = np.asarray(day)
+    if day.dtype.kind not in "iu":
+        raise ValueError(f"vol_level: day must be integer days since 1970-01-01, got dtype {day.dtype}")
+    day = day.astype(np.int64, copy=False)
     close = np.asarray(close, dtype=np.float64)
-    if day.size == 0:
+    if day.size == 0 and close.size == 0:
         return np.empty(0)
     _check_level_inputs(day, close)
     last = np.flatnonzero(np.diff(day)) + 1                 # first bar of each day but the first

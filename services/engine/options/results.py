@@ -16,7 +16,7 @@ import numpy as np
 from services.engine.core import records
 from services.engine.core.results import NODE_TYPES, ResultBuilder, exit_reason_name, money
 
-from .legs_kernel import synth_price_nb
+from .quotes import synth_price_nb
 from .pricing import RISK_FREE_RATE, YEAR_MINUTES, SESSION_MINUTES
 
 _SPOT_FIELDS = ("underlying_at_entry", "underlying_at_exit")

@@ -21,7 +21,7 @@ from services.engine.core.calendar import day_date, session_days
 from services.engine.core.kernels import book_dt
 
 from . import layouts
-from .expiries import MONTHLY, WEEKLY, ExpiryCalendar, ExpiryError, lot_size_on
+from .expiries import MONTHLY, WEEKLY, ExpiryCalendar, ExpiryError
 from .layouts import MODE_CHAIN, MODE_SYNTHETIC, leg_dt, legnode_dt, legpos_dt, legstate_dt, legtrade_dt
 from .legs_kernel import (
     F_CASH, F_DAY_EQUITY, F_ERR_K, F_ERR_STRIKE, F_LAST_EQUITY, I_ERR_BAR, I_ERR_LEG, I_OPEN, NO_DAY, NO_ORDER,
@@ -110,8 +110,9 @@ class LegsRunner:
         close_min = plan.session.close_minute if plan.session.close_minute is not None else NSE_CLOSE_MINUTE
         self.tleft = np.clip(close_min - (b.minute_of_day + self.bar_minutes), 0.0, SESSION_MINUTES)
         lot = plan.options.lot_size if plan.options and plan.options.lot_size else 0
-        self.lot_size_day = np.array([lot or lot_size_on(day_date(int(d)), self.source.root) for d in self.dates],
-                                     np.float64)
+        # A contract's lot size is the one its circular set for its expiry (during a revision old
+        # and new lots trade side by side), unless the strategy overrides it.
+        self.lot_size_exp = np.array([lot or cal.lot_size(day_date(int(d))) for d in self.exp_day], np.float64)
         self.mode = MODE_CHAIN if self.source.kind == "chain" else MODE_SYNTHETIC
         step = plan.options.strike_step if plan.options else 0.0
         if self.mode == MODE_CHAIN:
@@ -201,7 +202,7 @@ class LegsRunner:
             k, i, err = run_legs_nb(
                 b.open, b.high, b.low, b.close, b.day, self.dayidx, self.square_off, self.sess, self.tleft, self.vol,
                 self.entry_signal, self.exit_signal, self.exit_targets, self.nodes, self.legs, self.leg_exp,
-                self.exp_sess, self.exp_day, self.lot_size_day, self.flags, self.cfg, *self._chain_arrays,
+                self.exp_sess, self.exp_day, self.lot_size_exp, self.flags, self.cfg, *self._chain_arrays,
                 self.equity, state.positions, state.legs, state.book, state.ints, state.floats, state.buffer, k, i,
                 int(stop))
             if err != layouts.ERR_NONE:

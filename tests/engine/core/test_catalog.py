@@ -333,3 +333,33 @@ def _no_sim(build):
             raise AssertionError("this test should not build SIM-NIFTY")
         return build(self)
     return guarded
+
+
+# ---- option chains beside datasets ---------------------------------------------------------------
+
+CHAIN_CSV = "timestamp,expiry,strike,option_type,open,high,low,close\n"
+
+
+def test_option_chain_files_are_not_datasets(tmp_path, monkeypatch, sim_dir):
+    monkeypatch.setattr(_Source, "build", _no_sim(_Source.build))
+    d = user_dir(tmp_path, {"ACME.csv": USER_CSV, "ACME.options.csv": CHAIN_CSV, "ORPHAN.Options.csv.gz": ""},
+                 sim_dir)
+    cat = Catalog(d)
+    assert [i.symbol for i in cat.list()] == ["SIM-NIFTY", "ACME"]
+    assert not cat.has("ACME.options") and not cat.has("ORPHAN.Options") and not cat.has("ORPHAN")
+
+
+def test_option_chain_is_found_beside_its_dataset(tmp_path, monkeypatch):
+    monkeypatch.setattr(_Source, "build", _no_sim(_Source.build))
+    d = user_dir(tmp_path, {"ACME.csv": USER_CSV, "ACME.options.parquet": "", "ACMEX.csv": USER_CSV,
+                            "ACMEX.options.csv": CHAIN_CSV})
+    cat = Catalog(d)
+    assert cat.option_chain("ACME") == d / "datasets" / "ACME.options.parquet"
+    assert cat.option_chain("ACMEX") == d / "datasets" / "ACMEX.options.csv"
+    assert cat.option_chain("SIM-NIFTY") is None
+    with pytest.raises(UnknownDataset):
+        cat.option_chain("NOPE")
+    (d / "datasets" / "ACME.options.csv.gz").write_text("")
+    with pytest.raises(DataError, match="ACME.options.csv.gz, ACME.options.parquet all define the option chain "
+                                        "of ACME: keep one of them"):
+        cat.option_chain("ACME")

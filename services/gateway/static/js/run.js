@@ -14,6 +14,7 @@ export class RunState {
     this.days = new Map();       // date → {date, status: 'running'|'done', pnl, trades, wins, losses, equity}
     this.trades = [];            // in event order
     this.tradeIds = new Set();
+    this.positions = new Map();  // option position id → {position_id, legs: [trade], summary: PositionSummary|null}
     this.nodeEvents = new Map(); // execution id → NodeEvent (diagnostics fall back on these)
     this.equity = [];            // [{time, value}] wall-clock seconds, strictly increasing
     this.peak = -Infinity;
@@ -76,6 +77,7 @@ export class RunState {
         t.n = this.trades.length + 1;
         this.trades.push(t);
         this.changes.trades.push(t);
+        if (t.leg_id) this._position(t.position_id).legs.push(t);
         this.summary = body.summary || this.summary;
         if (t.exit_time && body.summary?.equity) this._equity(wallSeconds(t.exit_time), Number(body.summary.equity));
         break;
@@ -90,6 +92,7 @@ export class RunState {
           hasData: !!body.has_detail_data,
         });
         this.changes.daily.push({ time: body.date, value: Number(s.total_pnl || 0) });
+        for (const p of body.positions || []) this._position(p.position_id).summary = p;
         if (body.equity) {
           const close = this.config?.strategy?.session?.close_time || '23:59';
           this._equity(wallSeconds(`${body.date}T${close}:00`), Number(body.equity));
@@ -133,6 +136,11 @@ export class RunState {
     Object.assign(day, fields);
     this.days.set(date, day);
     this.changes.days.add(date);
+  }
+
+  _position(id) {
+    if (!this.positions.has(id)) this.positions.set(id, { position_id: id, legs: [], summary: null });
+    return this.positions.get(id);
   }
 
   // Charts need strictly increasing times: a point at the same second moves one second on.
