@@ -432,10 +432,23 @@ class BacktestServicer(pb_grpc.BacktestServiceServicer):
 
     @_handler
     async def ListDatasets(self, request: pb.ListDatasetsRequest, context) -> pb.ListDatasetsResponse:
-        infos = await asyncio.to_thread(self.catalog.list)
+        from services.engine.options.runner import source_for
+
+        def listing():
+            out = []
+            for d in self.catalog.list():
+                try:
+                    source = source_for(self.catalog, d.symbol)
+                except (ValueError, OSError):  # e.g. two chain files for one dataset
+                    source = None
+                out.append((d, source.kind if source else ""))
+            return out
+
+        infos = await asyncio.to_thread(listing)
         return pb.ListDatasetsResponse(datasets=[pb.Dataset(
             symbol=d.symbol, description=d.description, timeframe=d.timeframe, first_date=str(d.first_date),
-            last_date=str(d.last_date), bars=d.bars, timezone=d.timezone, calendar=d.calendar) for d in infos])
+            last_date=str(d.last_date), bars=d.bars, timezone=d.timezone, calendar=d.calendar, options=options)
+            for d, options in infos])
 
 
 async def _zip_response(context, make_chunks) -> AsyncIterator[httpbody_pb2.HttpBody]:

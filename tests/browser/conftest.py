@@ -15,7 +15,7 @@ import os
 import shutil
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,3 +202,49 @@ def artifacts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         path.mkdir(parents=True, exist_ok=True)
         return path
     return tmp_path_factory.mktemp("artifacts")
+
+
+# ---- the dashboard ---------------------------------------------------------------------------
+
+OpenPage = Callable[..., tuple[Any, PageProblems]]
+
+
+@pytest.fixture
+def open_dashboard(context: Any, stack: Stack) -> OpenPage:
+    """Opens the page (at `path`: "#bt=<id>" opens a run) and collects its errors."""
+
+    def open_page(path: str = "", *, expect_errors: bool = False, base: str = "") -> tuple[Any, PageProblems]:
+        page = context.new_page()
+        problems = PageProblems()
+        page.on("pageerror", lambda exc: problems.errors.append(f"page error: {exc}"))
+        if not expect_errors:
+            page.on("console", lambda msg: msg.type == "error" and problems.errors.append(f"console: {msg.text}"))
+        page.goto((base or stack.base_url) + path)
+        page.wait_for_selector("body[data-ready=true]")
+        # The form is ready once the examples and datasets have loaded.
+        page.wait_for_function("document.querySelector('#f-symbol').options.length > 0"
+                               " && document.querySelector('#f-strategy').value.length > 0")
+        return page, problems
+
+    return open_page
+
+
+def wait_finished(page: Any, timeout_ms: int = 40_000) -> None:
+    page.wait_for_selector("[data-testid=metric-cards][data-final=true]", timeout=timeout_ms)
+
+
+def table_trade_ids(page: Any) -> list[str]:
+    """Every trade id the table holds. The table draws only the rows near its viewport, so the
+    ids come from the table object, not from the rows in the DOM."""
+    return list(page.evaluate("window.hindsight.trades.ids()"))
+
+
+def run_trade_ids(api: httpx.Client, backtest_id: str) -> list[str]:
+    """Every trade of a run, from its day files (the ground truth the stream is built from)."""
+    bt = api.get(f"api/v1/backtests/{backtest_id}").json()
+    ids: list[str] = []
+    for day in bt["daily_summaries"]:
+        if day.get("trades"):
+            ids += [t["trade_id"] for t in api.get(f"api/v1/backtests/{backtest_id}/days/{day['date']}").json()["trades"]]
+    assert len(ids) == bt["summary"]["total_trades"]
+    return ids

@@ -11,7 +11,6 @@ import io
 import json
 import threading
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,14 @@ import pytest
 
 from tests.netcut import CutProxy
 
-from .conftest import PageProblems, Stack, example
+from .conftest import (
+    OpenPage,
+    Stack,
+    example,
+    run_trade_ids,
+    table_trade_ids,
+    wait_finished,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -29,27 +35,6 @@ TWO_WEEKS = ("2024-01-01", "2024-01-12")
 # STREAM_BUDGET bytes is far from the end of the stream.
 LONG_RUN = ("2024-01-01", "2024-04-30")
 STREAM_BUDGET = 2_000_000
-
-OpenPage = Callable[..., tuple[Any, PageProblems]]
-
-
-@pytest.fixture
-def open_dashboard(context: Any, stack: Stack) -> OpenPage:
-    def open_page(path: str = "", *, expect_errors: bool = False, base: str = "") -> tuple[Any, PageProblems]:
-        page = context.new_page()
-        problems = PageProblems()
-        page.on("pageerror", lambda exc: problems.errors.append(f"page error: {exc}"))
-        if not expect_errors:
-            page.on("console", lambda msg: msg.type == "error" and problems.errors.append(f"console: {msg.text}"))
-        page.goto((base or stack.base_url) + path)
-        page.wait_for_selector("body[data-ready=true]")
-        # The form is ready once the examples and datasets have loaded.
-        page.wait_for_function("document.querySelector('#f-symbol').options.length > 0"
-                               " && document.querySelector('#f-strategy').value.length > 0")
-        return page, problems
-
-    return open_page
-
 
 def start_from_form(page: Any, dates: tuple[str, str], tick_interval: int = 0) -> str:
     page.select_option("[data-testid=example-select]", "rsi_reversion.json")
@@ -60,10 +45,6 @@ def start_from_form(page: Any, dates: tuple[str, str], tick_interval: int = 0) -
     page.click("[data-testid=start-button]")
     page.wait_for_function("window.hindsight.run !== null")
     return str(page.evaluate("window.hindsight.run.id"))
-
-
-def wait_finished(page: Any, timeout_ms: int = 40_000) -> None:
-    page.wait_for_selector("[data-testid=metric-cards][data-final=true]", timeout=timeout_ms)
 
 
 def watch_progress(page: Any) -> None:
@@ -77,12 +58,6 @@ def watch_progress(page: Any) -> None:
       });
       new MutationObserver(snap).observe(document.querySelector('main'), {subtree: true, childList: true, attributes: true});
     }""")
-
-
-def table_trade_ids(page: Any) -> list[str]:
-    """Every trade id the table holds. The table draws only the rows near its viewport, so the
-    ids come from the table object; `drawn_trade_ids` reads the rows actually in the DOM."""
-    return list(page.evaluate("window.hindsight.trades.ids()"))
 
 
 def assert_charts_hold_the_run(page: Any) -> None:
@@ -99,17 +74,6 @@ def assert_charts_hold_the_run(page: Any) -> None:
 
 def drawn_trade_ids(page: Any) -> list[str]:
     return list(page.eval_on_selector_all("[data-testid=trade-row]", "rows => rows.map(r => r.dataset.tradeId)"))
-
-
-def run_trade_ids(api: httpx.Client, backtest_id: str) -> list[str]:
-    """Every trade of a run, from its day files (the ground truth the stream is built from)."""
-    bt = api.get(f"api/v1/backtests/{backtest_id}").json()
-    ids: list[str] = []
-    for day in bt["daily_summaries"]:
-        if day.get("trades"):
-            ids += [t["trade_id"] for t in api.get(f"api/v1/backtests/{backtest_id}/days/{day['date']}").json()["trades"]]
-    assert len(ids) == bt["summary"]["total_trades"]
-    return ids
 
 
 def read_zip(download: Any, tmp_path: Path) -> zipfile.ZipFile:

@@ -58,7 +58,7 @@ def test_every_module_import_resolves() -> None:
     modules = sorted((STATIC / "js").glob("*.js"))
     assert modules
     for module in modules:
-        for target in re.findall(r"""^import .* from '(\./[^']+)';$""", module.read_text(), re.M):
+        for target in re.findall(r"""^import .* from '(\./[^']+)';$""", module.read_text(), re.MULTILINE):
             assert (module.parent / target).is_file(), f"{module.name} imports missing {target}"
         assert not re.search(r"""from ['"](https?:)?//""", module.read_text()), module.name
 

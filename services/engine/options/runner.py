@@ -287,7 +287,10 @@ def leg_problems(plan, source: OptionSource | None, symbol: str, first_day: date
     if source is None:
         return [("entries[0].legs", f"dataset {symbol} has no options: use SIM-NIFTY (priced synthetically) or "
                                     f"register an option-chain file {symbol}.options.parquet beside it")]
-    cal = ExpiryCalendar(root=source.root, calendar=source.calendar)
+    try:
+        cal = ExpiryCalendar(root=source.root, calendar=source.calendar)
+    except ExpiryError as exc:
+        return [("entries[0].legs", f"dataset {symbol}'s options cannot be traded: {exc}")]
     out = []
     for i, e in enumerate(plan.entries):
         for j, leg in enumerate(e.legs):

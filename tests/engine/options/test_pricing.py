@@ -76,14 +76,16 @@ def test_greeks_match_vollib():
     np.testing.assert_allclose(gamma, ref[:, 1], rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(theta, ref[:, 2], rtol=1e-8, atol=1e-6)
     np.testing.assert_allclose(vega, ref[:, 3], rtol=1e-8, atol=1e-6)
-    assert bs_greeks_nb(CALL, SPOT, 20000.0, 0.1, 0.2, R) == tuple(g[()] for g in greeks(CALL, SPOT, 20000.0, 0.1, 0.2, R))
+    scalar = greeks(CALL, SPOT, 20000.0, 0.1, 0.2, R)
+    assert bs_greeks_nb(CALL, SPOT, 20000.0, 0.1, 0.2, R) == tuple(g[()] for g in scalar)
 
 
 def test_greeks_are_finite_differences_of_the_price():
     k, t, s, h = 20500.0, 10 * DAY, 0.18, 1e-4
     for cp in (CALL, PUT):
         delta, gamma, theta, vega = bs_greeks_nb(cp, SPOT, k, t, s, R)
-        p = lambda spot=SPOT, tt=t, ss=s: bs_price_nb(cp, spot, k, tt, ss, R)  # noqa: E731
+        def p(spot=SPOT, tt=t, ss=s, cp=cp):
+            return bs_price_nb(cp, spot, k, tt, ss, R)
         assert delta == pytest.approx((p(SPOT + 1) - p(SPOT - 1)) / 2, rel=1e-6)
         assert gamma == pytest.approx(p(SPOT + 1) - 2 * p() + p(SPOT - 1), rel=1e-4)
         assert theta == pytest.approx(-(p(tt=t + h) - p(tt=t - h)) / (2 * h) / TRADING_DAYS, rel=1e-6)

@@ -1,8 +1,11 @@
 // Trade diagnostics: the node events a trade's entry_flow_ids / exit_flow_ids point to, each
 // with its conditions (left value, operator, right value, result), candles and node variables.
+// An option leg shows its whole position (js/position.js): the legs, the payoff diagram, the
+// node events of every leg, and for the entry how each leg's strike was chosen.
 
 import { api } from './api.js';
 import { dateOf, el, fmtMoney, fmtNum, fmtSigned, fmtValue, signClass } from './dom.js';
+import { payoffSection, positionHeader, positionSpan, runSessions } from './position.js';
 
 const minutes = (v) => `${String(Math.floor(v / 60)).padStart(2, '0')}:${String(Math.round(v % 60)).padStart(2, '0')}`;
 
@@ -21,13 +24,19 @@ export class Diagnostics {
 
   async show(run, trade) {
     const token = ++this.token;
-    const exitDate = dateOf(trade.exit_time || trade.entry_time);
-    this.root.replaceChildren(this._header(run, trade, exitDate), el('p', { class: 'muted', text: 'Loading…' }));
-    const wanted = [...(trade.entry_flow_ids || []), ...(trade.exit_flow_ids || [])];
+    const position = trade.leg_id ? run.positions.get(trade.position_id) : null;
+    const legs = position?.legs.length ? position.legs : [trade];
+    const exitDate = position ? positionSpan(legs).exitDate : dateOf(trade.exit_time || trade.entry_time);
+    const header = () => (position ? positionHeader(run, position, legs) : this._header(run, trade, exitDate));
+    this.root.replaceChildren(header(), el('p', { class: 'muted', text: 'Loading…' }));
+    const entryIds = [...new Set(legs.flatMap((t) => t.entry_flow_ids || []))];
+    const exitIds = [...new Set(legs.flatMap((t) => t.exit_flow_ids || []))];
+    const wanted = [...entryIds, ...exitIds];
     const found = new Map();
     let problem = '';
     // The exit day's file holds the trade; an overnight trade's entry events are in its entry day's.
-    for (const date of new Set([exitDate, dateOf(trade.entry_time)])) {
+    const dates = [exitDate, ...legs.map((t) => dateOf(t.exit_time || t.entry_time)), ...legs.map((t) => dateOf(t.entry_time))];
+    for (const date of new Set(dates)) {
       if (wanted.every((id) => found.has(id))) break;
       try {
         const day = await this._day(run.id, date);
@@ -38,10 +47,11 @@ export class Diagnostics {
     }
     for (const id of wanted) if (!found.has(id) && run.nodeEvents.has(id)) found.set(id, run.nodeEvents.get(id));
     if (token !== this.token) return;
-    const sections = [this._header(run, trade, exitDate)];
+    const sections = [header()];
+    if (position) sections.push(payoffSection(legs, runSessions(run)));
     if (problem) sections.push(el('p', { class: 'down', text: problem }));
-    sections.push(this._flows('Entry', trade.entry_flow_ids || [], found));
-    sections.push(this._flows('Exit', trade.exit_flow_ids || [], found));
+    sections.push(this._flows('Entry', entryIds, found));
+    sections.push(this._flows('Exit', exitIds, found));
     this.root.replaceChildren(...sections);
   }
 
@@ -96,8 +106,30 @@ export class Diagnostics {
     } else {
       flow.append(el('p', { class: 'muted', text: 'No conditions: a level or rule fired (see the variables).' }));
     }
+    if (ev.strike_selections?.length) flow.append(this._strikes(ev.strike_selections));
     flow.append(this._candles(ev), this._variables(ev));
     return flow;
+  }
+
+  // How each leg's contract was chosen at the signal bar.
+  _strikes(selections) {
+    const heads = ['Leg', 'Selector', 'Spot', 'ATM', 'Strikes', 'Symbol', 'Strike', 'Expiry', 'Premium', 'IV', 'Δ'];
+    const numeric = new Set([2, 3, 4, 6, 8, 9, 10]);
+    return el('div', { class: 'legs-wrap' }, el('table', { class: 'conds strikes', dataset: { testid: 'strike-selections' } },
+      el('caption', { text: 'Strike selection' }),
+      el('thead', {}, el('tr', {}, ...heads.map((h, i) => el('th', { scope: 'col', class: numeric.has(i) ? 'num' : '', text: h })))),
+      el('tbody', {}, ...selections.map((s) => el('tr', { dataset: { testid: 'strike-row', legId: s.leg_id } },
+        el('td', { class: 'mono', text: s.leg_id }),
+        el('td', { class: 'mono', text: s.selector || '' }),
+        el('td', { class: 'num', text: fmtMoney(s.spot) }),
+        el('td', { class: 'num', text: fmtNum(s.atm) }),
+        el('td', { class: 'num', text: fmtNum(s.candidates), title: 'strikes considered (listed, with a price at the bar)' }),
+        el('td', { class: 'mono', dataset: { testid: 'strike-symbol' }, text: s.symbol || '' }),
+        el('td', { class: 'num', text: fmtNum(s.strike) }),
+        el('td', { text: s.expiry || '' }),
+        el('td', { class: 'num', dataset: { testid: 'strike-premium' }, text: fmtMoney(s.premium) }),
+        el('td', { class: 'num', text: `${fmtNum(s.iv)} %` }),
+        el('td', { class: 'num', text: Number.isFinite(Number(s.delta)) ? Number(s.delta).toFixed(3) : '—' }))))));
   }
 
   _condition(c) {
