@@ -143,10 +143,18 @@ def test_option_positions_legs_and_payoff(open_dashboard: OpenPage, api: httpx.C
         assert float(row.locator("[data-testid=strike-premium]").text_content().replace(",", "")) == pytest.approx(s["premium"])
     assert {s["symbol"] for s in expected.values()} == {t["symbol"] for t in straddle}
 
+    # The whole panel in the picture (taller than the panel's scroll box and the window).
+    page.add_style_tag(content=".diag-panel { max-height: none; }")
+    page.set_viewport_size({"width": 1600, "height": 2400})
+    page.locator("[data-testid=diagnostics]").screenshot(path=str(artifacts_dir / "option-position-panel.png"))
+    page.set_viewport_size({"width": 1600, "height": 1100})
+
     # "now" at entry redraws the diagram; a leg row opens the same position.
+    assert page.get_attribute("[data-testid=payoff-at-exit]", "aria-pressed") == "true"
+    before = chart.locator("[data-testid=payoff-now]").get_attribute("d")
     page.click("[data-testid=payoff-at-entry]")
     assert page.get_attribute("[data-testid=payoff-at-entry]", "aria-pressed") == "true"
-    page.locator("[data-testid=diagnostics]").screenshot(path=str(artifacts_dir / "option-position-panel.png"))
+    assert page.locator("[data-testid=diagnostics] [data-testid=payoff-now]").get_attribute("d") != before
     other = list(legs)[1]
     page.click(f"[data-testid=trade-row][data-trade-id='{legs[other][1]['trade_id']}']")
     page.wait_for_function(f"document.querySelector('[data-testid=diag-header]').textContent.includes('{other}')")

@@ -14,7 +14,7 @@ import numpy as np
 
 from .bars import Bars
 from .registry import INDICATORS
-from .spec import ConditionPlan, OperandPlan, StrategyPlan
+from .spec import STATE_OPERANDS, ConditionPlan, OperandPlan, StrategyPlan
 
 
 def _shift(a: np.ndarray, k: int) -> np.ndarray:
@@ -131,6 +131,13 @@ class Signals:
 def _evaluate(cond: ConditionPlan, book: SeriesBook, n: int, sig: Signals) -> np.ndarray:
     if cond.kind == "compare":
         assert cond.lhs is not None and cond.rhs is not None
+        if cond.lhs.kind in STATE_OPERANDS or cond.rhs.kind in STATE_OPERANDS:
+            # Known only inside the legs kernel, which ANDs it with the rest (spec.py keeps it at
+            # the top level): neutral here; explain() shows NaN unless the results layer knows it.
+            res = np.ones(n, np.bool_)
+            sig.results[cond.path], sig.lhs[cond.path] = res, np.nan
+            sig.rhs[cond.path] = cond.rhs.value if cond.rhs.kind == "value" else cond.lhs.value
+            return res
         lhs, rhs = book.operand(cond.lhs), book.operand(cond.rhs)
         res = np.broadcast_to(_compare(cond.op, lhs, rhs), (n,))
         sig.results[cond.path], sig.lhs[cond.path], sig.rhs[cond.path] = res, lhs, rhs

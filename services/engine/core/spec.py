@@ -24,6 +24,7 @@ FIELDS = PRICE_FIELDS + SPECIAL_FIELDS
 COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
 CROSSES = ("crosses_above", "crosses_below")
 OPERATORS = COMPARISONS + CROSSES
+STATE_OPERANDS = ("position_mtm", "leg_premium")  # known only as the run goes (option positions)
 FILLS = ("next_open", "close")
 TIMEFRAME_RE = re.compile(r"^(\d+)(m|h|d)$")
 _ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
@@ -61,8 +62,8 @@ class IndicatorPlan:
 
 @dataclass(frozen=True)
 class OperandPlan:
-    kind: str              # field | indicator | value | time
-    ref: str = ""          # field name or "indicator_id.output"
+    kind: str              # field | indicator | value | time | position_mtm | leg_premium
+    ref: str = ""          # field name, "indicator_id.output", entry node id or "node.leg"
     value: float = 0.0     # constant (time: minutes since midnight)
     offset: int = 0
     label: str = ""
@@ -441,6 +442,8 @@ class _Validator:
             base = labels.get(iid, iid)
             label = base if len(self.outputs[iid]) == 1 else f"{base}.{out}"
             return OperandPlan("indicator", ref, offset=op.offset, label=label + suffix)
+        if which in STATE_OPERANDS:
+            return self._state_operand(path, op, which)
         if which == "value":
             if op.value != op.value or op.value in (float("inf"), float("-inf")):
                 self.err(path, "value must be a finite number")
@@ -455,6 +458,43 @@ class _Validator:
             self.err(path, f"malformed time '{op.time}': write exchange-local 24-hour 'HH:MM', e.g. '09:17'")
             return None
         return OperandPlan("time", value=t, label=format_minutes(t))
+
+    def _state_operand(self, path: str, op: strategy_pb2.Operand, which: str) -> OperandPlan | None:
+        """position_mtm / leg_premium: the state of an open option position, known in the kernel only."""
+        ref = getattr(op, which)
+        if op.offset:
+            self.err(f"{path}.offset", f"{which} is the current bar's value: remove offset")
+            return None
+        nodes = {e.id: e for e in self.s.entries}
+        node_id, _, leg_id = ref.partition(".")
+        node = nodes.get(node_id)
+        if node is None or not node.legs:
+            with_legs = [e.id for e in self.s.entries if e.legs]
+            self.err(f"{path}.{which}", f"'{node_id}' is not an entry node with legs (entries with legs: "
+                     f"{_listing(with_legs)}): {which} reads an open option position")
+            return None
+        if which == "leg_premium":
+            legs = [lg.id or f"leg{j + 1}" for j, lg in enumerate(node.legs)]
+            if leg_id not in legs:
+                self.err(f"{path}.leg_premium", f"'{ref}' names no leg: write '<entry id>.<leg id>', one of "
+                         f"{', '.join(f'{node_id}.{x}' for x in legs)}")
+                return None
+            return OperandPlan(which, ref, label=f"Premium({ref})")
+        if leg_id:
+            self.err(f"{path}.position_mtm", f"position_mtm takes an entry node id ('{node_id}'), not a leg")
+            return None
+        return OperandPlan(which, ref, label=f"MTM({ref})")
+
+    def _state_placement(self, path: str, cond: ConditionPlan) -> None:
+        """State comparisons only stand alone or directly inside the top-level `all`: the kernel
+        ANDs them with the rest of the (vectorized) condition."""
+        allowed = {cond.path} if cond.kind == "compare" else (
+            {c.path for c in cond.children if c.kind == "compare"} if cond.kind == "all" else set())
+        for cmp in cond.comparisons():
+            if cmp.path not in allowed and any(side.kind in STATE_OPERANDS for side in (cmp.lhs, cmp.rhs)):
+                self.err(cmp.path, "position_mtm / leg_premium can only stand alone or directly inside the "
+                         "condition's top-level 'all' (they are checked against the open position as the "
+                         "run goes): move this comparison there")
 
     def condition(self, path: str, c: strategy_pb2.Condition, labels: dict[str, str], depth: int = 0) -> ConditionPlan | None:
         if depth > 32:
@@ -488,6 +528,14 @@ class _Validator:
                 rhs = self.operand(f"{path}.rhs", c.rhs, labels)
             if not ok or lhs is None or rhs is None:
                 return None
+            states = [x for x in (lhs, rhs) if x.kind in STATE_OPERANDS]
+            if states:
+                other = rhs if lhs.kind in STATE_OPERANDS else lhs
+                if len(states) > 1 or other.kind != "value" or c.op in CROSSES:
+                    self.err(path, f"compare {states[0].label} with a constant value using one of "
+                             f"{', '.join(COMPARISONS)}, e.g. {{\"lhs\": {{\"position_mtm\": \"entry-1\"}}, "
+                             f"\"op\": \"<=\", \"rhs\": {{\"value\": -2000}}}}")
+                    return None
             if lhs.kind in ("value", "time") and rhs.kind in ("value", "time"):
                 self.err(path, "compares two constants, which is always true or always false: "
                          "one side must be a field or an indicator")
@@ -564,6 +612,8 @@ class _Validator:
                 self.err(f"{path}.when", "missing entry condition")
             else:
                 when = self.condition(f"{path}.when", e.when, labels)
+            if when is not None:
+                self._state_placement(f"{path}.when", when)
             qty_mode, qty_value = self._quantity(path, e)
             self._limits(path, e)
             sl = self.stop(path, e, "stop_loss")
@@ -585,6 +635,8 @@ class _Validator:
                 self.err(f"{path}.when", "missing exit condition")
             else:
                 when = self.condition(f"{path}.when", x.when, labels)
+                if when is not None:
+                    self._state_placement(f"{path}.when", when)
             for k, target in enumerate(x.closes):
                 if target not in entry_ids:
                     self.err(f"{path}.closes[{k}]", f"unknown entry node '{target}' (entries: {_listing(entry_ids)})")
@@ -604,6 +656,8 @@ class _Validator:
             self.err(f"{path}.when", "missing entry condition")
         else:
             when = self.condition(f"{path}.when", e.when, labels)
+            if when is not None:
+                self._state_placement(f"{path}.when", when)
         self._limits(path, e)
         legs = legspec.legs(path, e, self.err)
         risk = legspec.position_risk(path, e, self.err)

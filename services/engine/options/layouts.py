@@ -43,6 +43,23 @@ ERR_NO_BAR = 1          # a fill needs the contract's bar and the chain has none
 ERR_NO_STRIKE = 2       # no listed strike could be chosen (empty chain at the signal bar)
 ERR_NO_EXPIRY = 3       # the expiry asked for is not listed on the signal date
 
+# --- state comparisons (Operand.position_mtm / leg_premium), checked by the kernel ---------
+ST_MTM = 0              # the node's open position's MTM P&L, currency, after commission
+ST_LEG_PREMIUM = 1      # an open leg's premium
+OP_LT, OP_LE, OP_GT, OP_GE, OP_EQ, OP_NE = range(6)
+OP_CODES = {"<": OP_LT, "<=": OP_LE, ">": OP_GT, ">=": OP_GE, "==": OP_EQ, "!=": OP_NE}
+OP_MIRROR = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+
+# One state comparison of a node's condition, with the state on the left (static). Those of
+# owner o (entry e: o = e; exit x: o = E + x) are rows cond_ptr[o]:cond_ptr[o + 1].
+statecond_dt = np.dtype([
+    ("what", np.int64),     # ST_*
+    ("node", np.int64),     # entry node whose position is read
+    ("leg", np.int64),      # ST_LEG_PREMIUM: the leg's index in the run's legs
+    ("op", np.int64),       # OP_*
+    ("value", np.float64),
+])
+
 # One option leg of an entry node (static).
 leg_dt = np.dtype([
     ("node", np.int64),
@@ -85,6 +102,7 @@ legpos_dt = np.dtype([
     ("realized_gross", np.float64),  # closed legs: side * qty * (exit - entry)
     ("commission", np.float64),     # paid so far by all its legs
     ("bars_held", np.int64),
+    ("exit_value", np.float64),     # the state value that let its waiting exit signal fire (NaN: none)
 ])
 
 # An open leg (state carried between chunks; open == 0: none).
@@ -151,6 +169,7 @@ legtrade_dt = np.dtype([
     ("sel_premium", np.float64),
     ("sel_iv", np.float64),
     ("sel_delta", np.float64),
+    ("signal_value", np.float64),  # exit signals with a state comparison: its value then (else NaN)
     ("pos_last", np.int64),        # 1 when this leg's close closed its position
     ("pos_pnl", np.float64),       # with pos_last: the position's pnl over all its legs
 ])

@@ -23,7 +23,10 @@ from services.engine.core.records import (
     EXIT_SQUARE_OFF, EXIT_STOP_LOSS, EXIT_TAKE_PROFIT, STOP_NONE, STOP_PCT,
 )
 
-from .layouts import ERR_NO_BAR, ERR_NO_EXPIRY, ERR_NONE, F_CLOSE, F_HIGH, F_LOW, F_OPEN, MODE_CHAIN
+from .layouts import (
+    ERR_NO_BAR, ERR_NO_EXPIRY, ERR_NONE, F_CLOSE, F_HIGH, F_LOW, F_OPEN, MODE_CHAIN, OP_EQ, OP_GE, OP_GT, OP_LE,
+    OP_LT, ST_MTM,
+)
 from .quotes import chain_row_nb, iv_delta_nb, price_nb, spot_nb, t_years_nb
 from .selection import select_strike_nb
 
@@ -48,7 +51,7 @@ NO_ORDER = -1
 # ---- the kernel ---------------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
 def run_legs_nb(open_, high, low, close, day, dayidx, square_off, sess, tleft, vol,
-                entry_signal, exit_signal, exit_targets, nodes, legs, leg_exp, exp_sess, exp_day,
+                entry_signal, exit_signal, exit_targets, conds, cond_ptr, nodes, legs, leg_exp, exp_sess, exp_day,
                 lot_size_exp, flags, cfg, ch_strikes, ch_contract, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c,
                 equity, pos, lst, book, ints, floats, trades, k, start, stop):
     """Step bars [start, stop), writing closed legs into trades[k:] and equity[start:stop].
@@ -56,7 +59,8 @@ def run_legs_nb(open_, high, low, close, day, dayidx, square_off, sess, tleft, v
     Market float64[n] (open_..close, tleft: trading minutes from the bar's close to its
     session's close, vol: the surface's ATM level, annual fraction), int64[n] (day, dayidx:
     the run's day index, sess: the exchange session number), bool[n] square_off; signals as
-    in core/kernels.run_nb; nodes legnode_dt[E], legs leg_dt[L]; leg_exp int64[D, L]: each
+    in core/kernels.run_nb, and the state comparisons that AND into them: conds statecond_dt[M]
+    with cond_ptr int64[E + X + 1] (rows of entry e, then of exit x at E + x); nodes legnode_dt[E], legs leg_dt[L]; leg_exp int64[D, L]: each
     leg's expiry index per day (-1: not listed); exp_sess / exp_day int64[K]; lot_size_exp
     float64[D]; flags int64[3] (fill_at_close, intraday, mode); cfg float64[7] (commission,
     slippage, daily max_loss, daily max_profit, rate, bar minutes, strike step); the chain
@@ -272,16 +276,22 @@ def run_legs_nb(open_, high, low, close, day, dayidx, square_off, sess, tleft, v
                     orders = True
             for x in range(X):
                 if exit_signal[i, x]:
+                    ok, value = _state_ok_nb(E + x, conds, cond_ptr, nodes, legs, pos, lst)
+                    if not ok:
+                        continue
                     for e in range(E):
                         b = book[e]
                         if exit_targets[x, e] and pos[e].legs_open > 0 and b.exit_reason == NO_ORDER:
                             b.exit_reason = EXIT_SIGNAL
                             b.exit_node = x
                             b.exit_bar = i
+                            pos[e].exit_value = value
                             orders = True
         if not halted:
             for e in range(E):
                 if not entry_signal[i, e]:
+                    continue
+                if cond_ptr[e + 1] > cond_ptr[e] and not _state_ok_nb(e, conds, cond_ptr, nodes, legs, pos, lst)[0]:
                     continue
                 b = book[e]
                 if pos[e].legs_open > 0 and b.exit_reason == NO_ORDER:
@@ -437,6 +447,7 @@ def _close_leg_nb(e, li, lg, ls, p, trades, k, cash, raw, spot, t, level, rate, 
     tr.exit_commission = comm
     tr.exit_reason = reason
     tr.exit_node = exit_node
+    tr.signal_value = p.exit_value if reason == EXIT_SIGNAL else np.nan
     tr.pnl = gross - ls.entry_commission - comm
     tr.sl_level = ls.sl_level
     tr.tp_level = ls.tp_level
@@ -553,6 +564,7 @@ def _open_position_nb(e, field, i, sb, nodes, legs, leg_exp, pos, lst, book, lot
     p.realized_gross = 0.0
     p.commission = 0.0
     p.bars_held = 1
+    p.exit_value = np.nan
     p.legs_open = nd.n_legs
     b.day_entries += 1
     for li in range(nd.first_leg, nd.first_leg + nd.n_legs):
@@ -582,6 +594,48 @@ def _open_position_nb(e, field, i, sb, nodes, legs, leg_exp, pos, lst, book, lot
         p.commission += comm
         cash -= comm
     return cash, ERR_NONE
+
+
+@njit(cache=True, nogil=True)
+def _state_ok_nb(owner, conds, cond_ptr, nodes, legs, pos, lst):
+    """(all of owner's state comparisons hold at the marks just taken, the first one's value).
+    A comparison on a node that holds nothing, or on a closed leg, is false."""
+    first = np.nan
+    for j in range(cond_ptr[owner], cond_ptr[owner + 1]):
+        c = conds[j]
+        p = pos[c.node]
+        if p.legs_open == 0:
+            return False, np.nan
+        if c.what == ST_MTM:
+            v = p.realized_gross - p.commission
+            nd = nodes[c.node]
+            for li in range(nd.first_leg, nd.first_leg + nd.n_legs):
+                ls = lst[li]
+                if ls.open != 0:
+                    v += legs[li].side * ls.qty * (ls.mark - ls.entry_price)
+        else:
+            ls = lst[c.leg]
+            if ls.open == 0:
+                return False, np.nan
+            v = ls.mark
+        if j == cond_ptr[owner]:
+            first = v
+        op = c.op
+        if op == OP_LT:
+            ok = v < c.value
+        elif op == OP_LE:
+            ok = v <= c.value
+        elif op == OP_GT:
+            ok = v > c.value
+        elif op == OP_GE:
+            ok = v >= c.value
+        elif op == OP_EQ:
+            ok = v == c.value
+        else:
+            ok = v != c.value
+        if not ok:
+            return False, np.nan
+    return True, first
 
 
 @njit(cache=True, nogil=True)

@@ -186,7 +186,14 @@ class LegResultBuilder(ResultBuilder):
     def _exit_event(self, events: dict, t) -> None:
         code = int(t["exit_reason"])
         if code in (records.EXIT_SIGNAL, records.EXIT_REVERSE):
-            return super()._exit_event(events, t)
+            super()._exit_event(events, t)
+            value = _num(t["signal_value"], 2)
+            if value is not None:  # the kernel's value of the exit's first state comparison
+                for row in events[self.exit_exec_id(t)]["evaluated_conditions"]:
+                    if row["lhs"].startswith(("MTM(", "Premium(")):
+                        row["lhs_value"] = value
+                        break
+            return
         exec_id = self.exit_exec_id(t)
         if exec_id in events:
             events[exec_id]["variables"][f"{self._leg(t['leg']).id}.exit_price"] = float(t["exit_price"])

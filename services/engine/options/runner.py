@@ -133,6 +133,7 @@ class LegsRunner:
                                   zi, z, z, z, z)
         self.strike_step = float(step or DEFAULT_STRIKE_STEP)
         self.nodes, self.legs = self._layouts()
+        self.conds, self.cond_ptr = self._state_conditions()
         self.flags = np.array([self.fill_at_close, self.intraday, self.mode], np.int64)
         dl = plan.daily_limits
         self.cfg = np.array([self.commission, self.slippage, dl.max_loss if dl else 0.0, dl.max_profit if dl else 0.0,
@@ -179,18 +180,40 @@ class LegsRunner:
                 j += 1
         return nodes, legs
 
+    def _state_conditions(self) -> tuple[np.ndarray, np.ndarray]:
+        """The position_mtm / leg_premium comparisons of every entry, then every exit node, with
+        the state on the left (spec.py keeps them where ANDing them is exact)."""
+        plan = self.plan
+        index = {e.id: k for k, e in enumerate(plan.entries)}
+        leg_index = {f"{plan.entries[self.leg_node[j]].id}.{leg.id}": j for j, leg in enumerate(self.leg_plans)}
+        rows, ptr = [], [0]
+        for node in (*plan.entries, *plan.exits):
+            for cmp in node.when.comparisons():
+                state, other, op = cmp.lhs, cmp.rhs, cmp.op
+                if state.kind not in ("position_mtm", "leg_premium"):
+                    state, other, op = cmp.rhs, cmp.lhs, layouts.OP_MIRROR[cmp.op]
+                if state.kind == "position_mtm":
+                    rows.append((layouts.ST_MTM, index[state.ref], -1, layouts.OP_CODES[op], other.value))
+                elif state.kind == "leg_premium":
+                    rows.append((layouts.ST_LEG_PREMIUM, index[state.ref.split(".")[0]], leg_index[state.ref],
+                                 layouts.OP_CODES[op], other.value))
+            ptr.append(len(rows))
+        return np.array(rows, layouts.statecond_dt), np.array(ptr, np.int64)
+
     # --- stepping --------------------------------------------------------------------------------
     def new_state(self, initial_capital: float, trade_capacity: int = 1024) -> LegsState:
         E, L = len(self.plan.entries), len(self.leg_plans)
         book = np.zeros(E, book_dt)
         for name in ("entry_bar", "exit_reason", "exit_node", "exit_bar"):
             book[name] = NO_ORDER
+        positions = np.zeros(E, legpos_dt)
+        positions["exit_value"] = np.nan
         lst = np.zeros(L, legstate_dt)
         lst["contract"] = -1
         for name in ("sl_level", "tp_level", "mark"):
             lst[name] = np.nan
         cash = float(initial_capital)
-        return LegsState(np.zeros(E, legpos_dt), lst, book, np.array([NO_DAY, 0, 0, 0, 0, 0, 0, 0], np.int64),
+        return LegsState(positions, lst, book, np.array([NO_DAY, 0, 0, 0, 0, 0, 0, 0], np.int64),
                          np.array([cash, cash, cash, np.nan, -1.0]),
                          np.empty(max(int(trade_capacity), 4 * L + 8), legtrade_dt))
 
@@ -201,7 +224,7 @@ class LegsRunner:
         while True:
             k, i, err = run_legs_nb(
                 b.open, b.high, b.low, b.close, b.day, self.dayidx, self.square_off, self.sess, self.tleft, self.vol,
-                self.entry_signal, self.exit_signal, self.exit_targets, self.nodes, self.legs, self.leg_exp,
+                self.entry_signal, self.exit_signal, self.exit_targets, self.conds, self.cond_ptr, self.nodes, self.legs, self.leg_exp,
                 self.exp_sess, self.exp_day, self.lot_size_exp, self.flags, self.cfg, *self._chain_arrays,
                 self.equity, state.positions, state.legs, state.book, state.ints, state.floats, state.buffer, k, i,
                 int(stop))

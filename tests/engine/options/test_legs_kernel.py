@@ -14,7 +14,7 @@ import pytest
 from services.engine.core import records
 from services.engine.core.kernels import book_dt
 from services.engine.options import layouts
-from services.engine.options.layouts import leg_dt, legnode_dt, legpos_dt, legstate_dt, legtrade_dt
+from services.engine.options.layouts import leg_dt, legnode_dt, legpos_dt, legstate_dt, legtrade_dt, statecond_dt
 from services.engine.options.legs_kernel import I_ERR_LEG, NO_DAY, NO_ORDER, close_all_legs_nb, run_legs_nb
 from services.engine.options.pricing import CALL, PUT
 
@@ -61,7 +61,7 @@ def leg(cp, side, *, lots=1, sl=(records.STOP_NONE, 0.0), tp=(records.STOP_NONE,
 
 def run(chain: Chain, spot: list[float], legs_: list, *, entry_bars=(1,), exit_bars=(), days=None, expiry_day=99,
         max_per_day=0, max_re_entries=-1, risk=(0.0, 0.0, 0.0, 0.0), daily=(0.0, 0.0), commission=0.0,
-        slippage=0.0, intraday=False, capital=100_000.0):
+        slippage=0.0, intraday=False, capital=100_000.0, entry_conds=(), exit_conds=()):
     n = chain.n
     close = np.array(spot, np.float64)
     day = np.array(days if days is not None else [0] * n, np.int64)
@@ -81,6 +81,9 @@ def run(chain: Chain, spot: list[float], legs_: list, *, entry_bars=(1,), exit_b
     lst = np.zeros(L, legstate_dt)
     lst["contract"] = -1
     pos = np.zeros(1, legpos_dt)
+    pos["exit_value"] = np.nan
+    conds = np.array([*entry_conds, *exit_conds], statecond_dt)
+    cond_ptr = np.array([0, len(entry_conds), len(entry_conds) + len(exit_conds)], np.int64)
     ints = np.array([NO_DAY, 0, 0, 0, 0, 0, 0, 0], np.int64)
     floats = np.array([capital, capital, capital, np.nan, -1.0])
     trades = np.empty(64, legtrade_dt)
@@ -88,7 +91,7 @@ def run(chain: Chain, spot: list[float], legs_: list, *, entry_bars=(1,), exit_b
     exp_day = np.array([expiry_day], np.int64)
     out = run_legs_nb(
         close, close, close, close, day, dayidx.astype(np.int64), np.zeros(n, np.bool_), day.copy(),
-        np.full(n, 100.0), np.zeros(n), entry, exits, np.ones((1, 1), np.bool_), nodes, legs,
+        np.full(n, 100.0), np.zeros(n), entry, exits, np.ones((1, 1), np.bool_), conds, cond_ptr, nodes, legs,
         np.zeros((D, L), np.int64), exp_day.copy(), exp_day, np.full(1, LOT),
         np.array([0, int(intraday), layouts.MODE_CHAIN], np.int64),
         np.array([commission, slippage, daily[0], daily[1], 0.065, 1.0, 10.0]), *chain.arrays(),
@@ -244,3 +247,28 @@ def test_a_fill_without_a_chain_bar_fails_naming_the_leg():
     assert err == layouts.ERR_NO_BAR
     assert st["ints"][I_ERR_LEG] == 0
     assert st["pos"][0]["legs_open"] == 0  # nothing opened
+
+
+def test_an_exit_on_position_mtm_fires_only_once_the_mtm_is_there():
+    n = 7
+    ch = Chain(n)
+    # Short CE sold at 10 (bar 2). The exit node's vectorized part is true on every bar from 2;
+    # its state part is MTM <= -100, i.e. premium >= 12: first at bar 4's close; filled at bar 5's open.
+    ch.set(100.0, "CE", [10, 10, 10, 11, 12, (13, 13, 13, 13), 13])
+    trades, _, err, _ = run(ch, [101] * n, [leg(CALL, records.SHORT)], exit_bars=(2, 3, 4, 5, 6),
+                            exit_conds=[(layouts.ST_MTM, 0, -1, layouts.OP_LE, -100.0)])
+    assert err == layouts.ERR_NONE
+    (t,) = trades
+    assert (int(t["exit_reason"]), int(t["exit_signal_bar"]), int(t["exit_bar"])) == (records.EXIT_SIGNAL, 4, 5)
+    assert t["exit_price"] == 13.0 and t["signal_value"] == pytest.approx(-100.0)
+
+
+def test_an_entry_on_another_legs_premium_waits_for_it():
+    n = 6
+    ch = Chain(n)
+    ch.set(100.0, "CE", [10, 10, 10, 8, 6, 6])
+    # One node, so its own leg: an entry signal on every bar, allowed only while... its own position
+    # is open -- which never happens for a flat node: the state comparison is false, no entry at all.
+    trades, _, _, st = run(ch, [101] * n, [leg(CALL, records.SHORT)], entry_bars=(1, 2, 3),
+                           entry_conds=[(layouts.ST_LEG_PREMIUM, 0, 0, layouts.OP_LT, 100.0)])
+    assert len(trades) == 0 and st["pos"][0]["pos_seq"] == 0

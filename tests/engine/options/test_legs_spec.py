@@ -125,3 +125,31 @@ def test_daily_limits_and_position_stops_need_legs():
            "daily_limits": {"max_loss": 100}}
     problems = problems_of(doc)
     assert "entries[0].position" in problems and "daily_limits" in problems
+
+
+def test_state_operands_plan_and_their_mistakes_are_named():
+    doc = copy.deepcopy(BASE)
+    doc["exits"] = [{"id": "x", "when": {"all": [
+        {"lhs": {"position_mtm": "e1"}, "op": "<=", "rhs": {"value": -2000}},
+        {"lhs": {"value": 300}, "op": "<", "rhs": {"leg_premium": "e1.ce"}},
+        {"lhs": {"field": "time"}, "op": ">=", "rhs": {"time": "10:00"}}]}}]
+    plan = plan_of(doc)
+    kinds = [c.lhs.kind for c in plan.exits[0].when.comparisons()]
+    assert kinds == ["position_mtm", "value", "field"]
+    bad = copy.deepcopy(doc)
+    bad["exits"][0]["when"]["all"][0]["lhs"] = {"position_mtm": "nope"}
+    bad["exits"][0]["when"]["all"][1]["rhs"] = {"leg_premium": "e1.xx"}
+    problems = problems_of(bad)
+    assert "not an entry node with legs" in problems["exits[0].when.all[0].lhs.position_mtm"]
+    assert "e1.ce, e1.pe" in problems["exits[0].when.all[1].rhs.leg_premium"]
+    nested = copy.deepcopy(doc)
+    nested["exits"][0]["when"]["all"][2] = {"any": [
+        {"lhs": {"position_mtm": "e1"}, "op": ">", "rhs": {"value": 1}},
+        {"lhs": {"field": "close"}, "op": ">", "rhs": {"value": 1}}]}
+    assert "top-level 'all'" in problems_of(nested)["exits[0].when.all[2].any[0]"]
+    crossing = copy.deepcopy(doc)
+    crossing["exits"][0]["when"]["all"][0]["op"] = "crosses_below"
+    crossing["exits"][0]["when"]["all"][1]["lhs"] = {"field": "close"}
+    problems = problems_of(crossing)
+    assert "with a constant value" in problems["exits[0].when.all[0]"]
+    assert "with a constant value" in problems["exits[0].when.all[1]"]

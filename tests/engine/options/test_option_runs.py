@@ -146,3 +146,18 @@ def test_iron_condor_held_to_expiry_settles_or_stops(sim_year):
                 assert t["exit_time"].startswith(t["expiry"])
         for p in d.positions:
             assert len(p["trade_ids"]) == 4
+
+
+def test_an_exit_on_position_mtm_closes_when_the_kernel_sees_it(sim_year):
+    doc = json.loads((EXAMPLES / "short_straddle.json").read_text())
+    for leg in doc["entries"][0]["legs"]:
+        leg.pop("stop_loss")
+    doc["exits"] = [{"id": "take-1500", "when": {"lhs": {"position_mtm": "straddle"}, "op": ">=",
+                                                  "rhs": {"value": 1500}}}]
+    result, days = run(doc, sim_year, OptionSource("synthetic"), start=date(2024, 2, 1), end=date(2024, 3, 31))
+    by_signal = [(d, t) for d in days for t in d.trades if t["exit_reason"] == "signal:take-1500"]
+    assert by_signal and len(by_signal) % 2 == 0
+    for d, t in by_signal:
+        ev = d.events[t["exit_flow_ids"][0]]
+        (row,) = ev["evaluated_conditions"]
+        assert row["lhs"] == "MTM(straddle)" and row["lhs_value"] >= 1500 and row["rhs_value"] == 1500

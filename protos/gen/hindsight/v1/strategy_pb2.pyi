@@ -79,18 +79,22 @@ class Indicator(_message.Message):
     def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., source: _Optional[str] = ..., period: _Optional[int] = ..., std_dev: _Optional[float] = ..., fast_period: _Optional[int] = ..., slow_period: _Optional[int] = ..., signal_period: _Optional[int] = ...) -> None: ...
 
 class Operand(_message.Message):
-    __slots__ = ("field", "indicator", "value", "time", "offset")
+    __slots__ = ("field", "indicator", "value", "time", "position_mtm", "leg_premium", "offset")
     FIELD_FIELD_NUMBER: _ClassVar[int]
     INDICATOR_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
+    POSITION_MTM_FIELD_NUMBER: _ClassVar[int]
+    LEG_PREMIUM_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     field: str
     indicator: str
     value: float
     time: str
+    position_mtm: str
+    leg_premium: str
     offset: int
-    def __init__(self, field: _Optional[str] = ..., indicator: _Optional[str] = ..., value: _Optional[float] = ..., time: _Optional[str] = ..., offset: _Optional[int] = ...) -> None: ...
+    def __init__(self, field: _Optional[str] = ..., indicator: _Optional[str] = ..., value: _Optional[float] = ..., time: _Optional[str] = ..., position_mtm: _Optional[str] = ..., leg_premium: _Optional[str] = ..., offset: _Optional[int] = ...) -> None: ...
 
 class Condition(_message.Message):
     __slots__ = ("lhs", "op", "rhs", "all", "any")

@@ -75,13 +75,18 @@ function legTerms(t, at, isSession) {
 const intrinsic = (leg, s) => Math.max(leg.type === 'CE' ? s - leg.strike : leg.strike - s, 0);
 
 // P&L (currency, before costs) of the legs at expiry and "now" (`at`: 'exit' or 'entry'), over
-// spot prices from the lowest strike - 5 % to the highest + 5 % (wider if a fill's spot is out).
+// spot prices from the lowest strike to the highest, widened each side by twice the legs'
+// premiums (about where the breakevens of a straddle or strangle lie, twice over), at least
+// 1.5 % and at most 5 % of the strike, and wider still if a fill's spot is out of that.
 export function payoffCurves(trades, at = 'exit', isSession = isWeekday) {
   const legs = trades.map((t) => legTerms(t, at, isSession));
   const strikes = [...new Set(legs.map((l) => l.strike))].sort((a, b) => a - b);
+  const top = strikes[strikes.length - 1];
   const spots = trades.flatMap((t) => [Number(t.underlying_at_entry), Number(t.underlying_at_exit)]).filter((s) => s > 0);
-  const lo = Math.min(strikes[0] * 0.95, ...spots);
-  const hi = Math.max(strikes[strikes.length - 1] * 1.05, ...spots);
+  const premiums = legs.reduce((sum, l) => sum + (l.premium || 0), 0);
+  const pad = Math.min(0.05 * top, Math.max(0.015 * top, 2 * premiums));
+  const lo = Math.min(strikes[0] - pad, ...spots);
+  const hi = Math.max(top + pad, ...spots);
   const pnl = (price) => (s) => legs.reduce((sum, l) => sum + l.sign * l.units * (price(l, s) - l.premium), 0);
   const atExpiry = pnl(intrinsic);
   const now = pnl((l, s) => bsPrice(l.type, s, l.strike, l.years, l.sigma));
@@ -150,7 +155,9 @@ export function payoffChart(trades, at = 'exit', isSession = isWeekday) {
     svg('text', { class: 'axis', x: 4, y: 12 }, 'P&L'),
     svg('line', { class: 'zero', x1: M.l, x2: W - M.r, y1: y(0), y2: y(0) }));
   for (const k of c.strikes) {
-    root.append(svg('line', { class: 'strike', x1: x(k), x2: x(k), y1: H - M.b - 5, y2: H - M.b + 3 },
+    const b = H - M.b;
+    const px = x(k);
+    root.append(svg('polygon', { class: 'strike', points: `${px},${b - 6} ${px + 4},${b} ${px - 4},${b}`, 'data-testid': 'payoff-strike' },
       svg('title', {}, `strike ${grouped.format(k)}`)));
   }
   root.append(...spotMarkers(trades, x, y(ymax)));

@@ -219,20 +219,19 @@ export class TradesTable {
 
   _positionRow(p) {
     const date = dateOf(p.exit_time || p.entry_time);
-    const net = p.legs.reduce((sum, t) => sum + (t.side === 'sell' ? 1 : -1) * Number(t.entry_price) * Number(t.quantity), 0);
     const strikes = [...new Set(p.legs.map((t) => fmtNum(t.strike)))].join(' / ');
     return el('tr', { tabindex: '0', class: 'position', 'aria-selected': String(`pos:${p.position_id}` === this.selected),
       dataset: { positionId: p.position_id, date, testid: 'position-row', legs: String(p.legs.length), pnl: p.pnl.toFixed(2) } },
     el('td', { class: 'num', text: '' }),
     el('td', { text: date }),
-    cell(p.position_id, 'mono'),
-    el('td', { class: 'muted', text: net >= 0 ? 'credit' : 'debit', title: `net premium at entry ${fmtMoney(Math.abs(net))}` }),
+    cell(p.position_id, 'mono strong'),
+    el('td', {}),
     el('td', { class: 'num', text: `${p.legs.length} ${p.legs.length === 1 ? 'leg' : 'legs'}` }),
     cell(dateOf(p.entry_time) === date ? timeOfDay(p.entry_time) : `${dateOf(p.entry_time)} ${timeOfDay(p.entry_time)}`),
-    el('td', {}),
+    netPremium(p.legs, 'entry_price', 'sell'),
     el('td', { text: timeOfDay(p.exit_time) }),
-    el('td', {}),
-    el('td', { class: `num ${signClass(p.pnl)}`, dataset: { testid: 'position-pnl' }, text: fmtSigned(p.pnl) }),
+    netPremium(p.legs, 'exit_price', 'buy'),
+    el('td', { class: `num strong ${signClass(p.pnl)}`, dataset: { testid: 'position-pnl' }, text: fmtSigned(p.pnl) }),
     cell(strikes, 'num'),
     cell(p.exit_reason));
   }
@@ -254,6 +253,15 @@ export class TradesTable {
     el('td', { class: 'num', text: `${fmtNum(t.strike)} ${t.option_type || ''}` }),
     cell(t.exit_reason || ''));
   }
+}
+
+// The premium a position's legs took in (cr) or paid out (dr) at their entries or exits, in
+// points per unit: shown only when every leg has as many units, where points add up.
+function netPremium(legs, field, credited) {
+  if (legs.some((t) => t.quantity !== legs[0].quantity)) return el('td', {});
+  const net = legs.reduce((sum, t) => sum + (t.side === credited ? 1 : -1) * Number(t[field]), 0);
+  return el('td', { class: 'num', text: `${fmtMoney(Math.abs(net))} ${net >= 0 ? 'cr' : 'dr'}`,
+    title: `net ${net >= 0 ? 'credit' : 'debit'} per unit, ${field === 'entry_price' ? 'at entry' : 'at exit'}` });
 }
 
 const ROW = 'tr[data-trade-id], tr[data-position-id]';
