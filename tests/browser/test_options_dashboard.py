@@ -169,3 +169,37 @@ def test_option_positions_legs_and_payoff(open_dashboard: OpenPage, api: httpx.C
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(artifacts_dir / "dashboard-options.png"), full_page=True)
     problems.check()
+
+
+def test_legs_join_their_position_whatever_order_they_close_in(open_dashboard: OpenPage) -> None:
+    # Legs close when they close: another position's legs, or a trade of the underlying, may come
+    # in between. A table of its own, fed such a sequence, keeps each position's legs together.
+    page, problems = open_dashboard()
+    model = page.evaluate("""async () => {
+      const { TradesTable } = await import(new URL('ui/js/trades.js', document.baseURI));
+      const wrap = document.body.appendChild(document.createElement('div'));
+      wrap.className = 'table-wrap';
+      const body = wrap.appendChild(document.createElement('table')).createTBody();
+      const table = new TradesTable(body, document.createElement('span'), document.createElement('span'), () => {});
+      const leg = (pos, id, day, pnl) => ({trade_id: `${pos}-${id}`, position_id: pos, leg_id: id, side: 'sell',
+        quantity: 25, lots: 1, lot_size: 25, strike: 25000, option_type: id === 'ce' ? 'CE' : 'PE',
+        symbol: `NIFTY:2024-10-10:OPT:25000:${id.toUpperCase()}`, entry_price: '100', exit_price: '90', pnl,
+        entry_time: '2024-10-01T09:20:00+05:30', exit_time: `${day}T15:15:00+05:30`});
+      table.append([leg('a', 'ce', '2024-10-01', '10.50'), leg('b', 'ce', '2024-10-01', '-3')]);
+      table.append([{trade_id: 'u1', position_id: 'u1', side: 'buy', quantity: 1, pnl: '1',
+                     entry_time: '2024-10-01T10:00:00+05:30', exit_time: '2024-10-01T11:00:00+05:30'}]);
+      table.append([leg('a', 'pe', '2024-10-03', '-0.25'), leg('b', 'pe', '2024-10-01', '7')]);
+      const rows = () => [...body.querySelectorAll('tr:not(.spacer)')].map((r) => r.dataset.positionId
+        ? `${r.dataset.testid === 'position-row' ? 'P' : 'L'}:${r.dataset.tradeId || r.dataset.positionId}:${r.dataset.pnl || ''}`
+        : `T:${r.dataset.tradeId}`);
+      const all = { ids: table.ids(), rows: rows() };
+      table.setFilter('2024-10-03');
+      const filtered = { ids: table.ids(), rows: rows() };
+      wrap.remove();
+      return { all, filtered };
+    }""")
+    assert model["all"]["ids"] == ["a-ce", "a-pe", "b-ce", "b-pe", "u1"]
+    assert model["all"]["rows"] == ["P:a:10.25", "L:a-ce:", "L:a-pe:", "P:b:4.00", "L:b-ce:", "L:b-pe:", "T:u1"]
+    # A day shows the legs that closed on it, under their position (whose P&L stays the whole's).
+    assert model["filtered"] == {"ids": ["a-pe"], "rows": ["P:a:10.25", "L:a-pe:"]}
+    problems.check()

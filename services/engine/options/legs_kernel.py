@@ -30,6 +30,9 @@ from .layouts import (
 from .quotes import chain_row_nb, iv_delta_nb, price_nb, spot_nb, t_years_nb
 from .selection import select_strike_nb
 
+# Premium points within which a level makes the stop check price the bar's open too.
+_OPEN_SLACK = 5.0
+
 # Slots of the int state (int64[8]) and the float state (float64[4]).
 I_DAY = 0       # trading day of the last bar stepped
 I_SQUARED = 1   # 1 once the day's square-off bar has been stepped
@@ -382,14 +385,28 @@ def _leg_stop_nb(li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_s
     """(EXIT_STOP_LOSS / EXIT_TAKE_PROFIT or -1, raw fill premium, spot) of an open leg in bar i.
     A sold leg stops on the premium's high, a bought one on its low; a stop beats the target
     when both are touched; a bar that opens beyond a level fills at its open."""
+    sl = ls.sl_level
+    tp = ls.tp_level
     if synthetic:
+        # Only the extremes a level can be met on are priced: a sold leg's stop and a bought
+        # leg's target on the premium's high, the others on its low (NaN levels: none).
+        up = lg.side < 0
+        hi_level = sl if up else tp
+        lo_level = tp if up else sl
+        ph = -np.inf
+        pl = np.inf
+        if hi_level == hi_level:
+            ph = price_nb(F_HIGH, li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min,
+                          rate, True, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c)
+        if lo_level == lo_level:
+            pl = price_nb(F_LOW, li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min,
+                          rate, True, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c)
+        if not (ph >= hi_level - _OPEN_SLACK or pl <= lo_level + _OPEN_SLACK):
+            return -1, np.nan, np.nan
+        # The open is priced with a minute more to expiry, so it can lie a little beyond the
+        # extremes (a minute of time value, far below _OPEN_SLACK): keep the bar consistent.
         po = price_nb(F_OPEN, li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min, rate,
-                       True, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c)
-        ph = price_nb(F_HIGH, li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min, rate,
-                       True, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c)
-        pl = price_nb(F_LOW, li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min, rate,
-                       True, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c)
-        # The open is priced with more time left than the extremes: keep the bar consistent.
+                      True, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c)
         ph = max(ph, po)
         pl = min(pl, po)
     else:
@@ -398,8 +415,6 @@ def _leg_stop_nb(li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_s
             return -1, np.nan, np.nan  # no trade in the contract this bar: nothing can fill
         ls.cursor = row
         po, ph, pl = ch_o[row], ch_h[row], ch_l[row]
-    sl = ls.sl_level
-    tp = ls.tp_level
     # The underlying's price at the fill: its open on a gap, else the extreme that moved the premium.
     if lg.side < 0:
         if ph >= sl:
