@@ -17,7 +17,7 @@ from services.engine.core import records
 from services.engine.core.results import NODE_TYPES, ResultBuilder, exit_reason_name, money
 
 from .quotes import synth_price_nb
-from .pricing import RISK_FREE_RATE, YEAR_MINUTES, SESSION_MINUTES
+from .pricing import RISK_FREE_RATE, SESSION_MINUTES, YEAR_MINUTES, bs_greeks_nb
 
 _SPOT_FIELDS = ("underlying_at_entry", "underlying_at_exit")
 _LEG_STOPS = (records.EXIT_STOP_LOSS, records.EXIT_TAKE_PROFIT)
@@ -152,7 +152,7 @@ class LegResultBuilder(ResultBuilder):
             self._leg_entry_event(events, node, int(p["entry_signal_bar"]), pid, li, ls)
         return events
 
-    def _selection(self, li: int, rec) -> dict:
+    def _selection(self, li: int, rec, bar: int) -> dict:
         leg = self._leg(li)
         k = int(rec["k"])
         strike = float(rec["strike"])
@@ -164,6 +164,15 @@ class LegResultBuilder(ResultBuilder):
             v = _num(rec[f"sel_{name}"])
             if v is not None:
                 sel[name] = v
+        if "iv" in sel:
+            r = self.runner
+            t = ((r.exp_sess[k] - r.sess[bar]) * SESSION_MINUTES + r.tleft[bar]) / YEAR_MINUTES
+            _, gamma, theta, vega = bs_greeks_nb(leg.cp, float(rec["sel_spot"]), strike, t, sel["iv"] / 100.0,
+                                                 RISK_FREE_RATE)
+            for name, v in (("gamma", gamma), ("theta", theta), ("vega", vega)):
+                v = _num(v, 6)
+                if v is not None:
+                    sel[name] = v
         return sel
 
     def _leg_entry_event(self, events: dict, node: int, bar: int, pid: str, li: int, rec) -> None:
@@ -179,7 +188,7 @@ class LegResultBuilder(ResultBuilder):
             ev["strike_selections"] = []
         leg_id = self._leg(li).id
         if all(s["leg_id"] != leg_id for s in ev["strike_selections"]):
-            ev["strike_selections"].append(self._selection(li, rec))
+            ev["strike_selections"].append(self._selection(li, rec, bar))
             ev["strike_selections"].sort(key=lambda s: [lg.id for lg in self.plan.entries[node].legs].index(s["leg_id"]))
             ev["variables"][f"{leg_id}.strike"] = float(rec["strike"])
 

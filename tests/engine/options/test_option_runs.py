@@ -82,6 +82,8 @@ def test_a_straddle_fills_at_the_chain_bars_and_squares_off(chain, tmp_path):
     entry = first.events[ce["entry_flow_ids"][0]]
     assert [s["leg_id"] for s in entry["strike_selections"]] == ["ce", "pe"]
     assert entry["strike_selections"][0]["atm"] == atm
+    sel = entry["strike_selections"][0]
+    assert sel["gamma"] > 0 and sel["theta"] < 0 and sel["vega"] > 0
 
 
 def test_a_fill_without_a_chain_bar_fails_naming_contract_and_time(tmp_path):

@@ -302,7 +302,7 @@ class NodeEvent(_message.Message):
     def __init__(self, execution_id: _Optional[str] = ..., parent_execution_id: _Optional[str] = ..., timestamp: _Optional[str] = ..., event_type: _Optional[str] = ..., node_id: _Optional[str] = ..., node_name: _Optional[str] = ..., node_type: _Optional[str] = ..., signal_emitted: _Optional[bool] = ..., conditions_preview: _Optional[str] = ..., evaluated_conditions: _Optional[_Iterable[_Union[ConditionEvaluation, _Mapping]]] = ..., current_candle: _Optional[_Union[Candle, _Mapping]] = ..., previous_candle: _Optional[_Union[Candle, _Mapping]] = ..., variables: _Optional[_Mapping[str, float]] = ..., position_id: _Optional[str] = ..., action: _Optional[str] = ..., strike_selections: _Optional[_Iterable[_Union[StrikeSelection, _Mapping]]] = ...) -> None: ...
 
 class StrikeSelection(_message.Message):
-    __slots__ = ("leg_id", "selector", "spot", "atm", "candidates", "symbol", "strike", "expiry", "premium", "iv", "delta")
+    __slots__ = ("leg_id", "selector", "spot", "atm", "candidates", "symbol", "strike", "expiry", "premium", "iv", "delta", "gamma", "theta", "vega")
     LEG_ID_FIELD_NUMBER: _ClassVar[int]
     SELECTOR_FIELD_NUMBER: _ClassVar[int]
     SPOT_FIELD_NUMBER: _ClassVar[int]
@@ -314,6 +314,9 @@ class StrikeSelection(_message.Message):
     PREMIUM_FIELD_NUMBER: _ClassVar[int]
     IV_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
+    GAMMA_FIELD_NUMBER: _ClassVar[int]
+    THETA_FIELD_NUMBER: _ClassVar[int]
+    VEGA_FIELD_NUMBER: _ClassVar[int]
     leg_id: str
     selector: str
     spot: float
@@ -325,7 +328,10 @@ class StrikeSelection(_message.Message):
     premium: float
     iv: float
     delta: float
-    def __init__(self, leg_id: _Optional[str] = ..., selector: _Optional[str] = ..., spot: _Optional[float] = ..., atm: _Optional[float] = ..., candidates: _Optional[int] = ..., symbol: _Optional[str] = ..., strike: _Optional[float] = ..., expiry: _Optional[str] = ..., premium: _Optional[float] = ..., iv: _Optional[float] = ..., delta: _Optional[float] = ...) -> None: ...
+    gamma: float
+    theta: float
+    vega: float
+    def __init__(self, leg_id: _Optional[str] = ..., selector: _Optional[str] = ..., spot: _Optional[float] = ..., atm: _Optional[float] = ..., candidates: _Optional[int] = ..., symbol: _Optional[str] = ..., strike: _Optional[float] = ..., expiry: _Optional[str] = ..., premium: _Optional[float] = ..., iv: _Optional[float] = ..., delta: _Optional[float] = ..., gamma: _Optional[float] = ..., theta: _Optional[float] = ..., vega: _Optional[float] = ...) -> None: ...
 
 class DayDetail(_message.Message):
     __slots__ = ("date", "summary", "trades", "events_history", "positions")
