@@ -4,7 +4,7 @@ Each section runs in its own process (so peak memory is its own) and prints one 
 this driver collects them into a table with the targets from the issues and the ratios.
 
     python benchmarks/run.py                 # everything
-    python benchmarks/run.py kernel service  # some sections
+    python benchmarks/run.py kernel service  # some sections (e.g. `options` alone)
     python benchmarks/run.py --quick         # smaller peer runs (vectorbt on a 1-year slice)
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 STRATEGIES = REPO / "examples" / "strategies"
-SECTIONS = ("kernel", "memory", "perbar", "cli", "service", "gateway")
+SECTIONS = ("kernel", "memory", "perbar", "cli", "service", "gateway", "options")
 
 
 def _peak_mb() -> float:
@@ -320,6 +320,14 @@ def section_gateway(args) -> dict:
     return run(_data_dir())
 
 
+def section_options(args) -> dict:
+    from benchmarks.options_bench import run
+
+    out = run(_data_dir())
+    out["peak_mb"] = _peak_mb()
+    return out
+
+
 # --- driver -----------------------------------------------------------------------------------
 
 TARGETS = [
@@ -337,6 +345,11 @@ TARGETS = [
     ("gateway", "sse_events_per_s", ">=", 20_000, "SSE through the gateway to one client, events/s"),
     ("gateway", "sse_200_identical", "==", True, "200 concurrent EventSource clients get the identical sequence"),
     ("gateway", "get_overhead_ms_p50", "<=", 2, "gateway overhead on GetBacktest vs direct gRPC, ms (p50)"),
+    ("options", "service_one_year_client_s", "<=", 1,
+     "short straddle (per-leg stops), one year via the service: Start → last event streamed, s"),
+    ("options", "kernel_mbars_per_s", ">=", 30, "legs kernel alone, 4 open legs priced every bar, M bars/s"),
+    ("options", "cli_weekly_warm_s", "<=", 3, "`hindsight run` short straddle 2019-02-11 → end of SIM-NIFTY, day files, warm, s"),
+    ("options", "cli_monthly_warm_s", "<=", 3, "`hindsight run` short straddle, monthly expiry, 2016-2025, day files, warm, s"),
 ]
 
 # Printed for comparison, without a target.
@@ -346,6 +359,14 @@ FIGURES = [
     ("gateway", "get_http_ms_p50", "GetBacktest through the gateway, ms (p50)"),
     ("gateway", "get_grpc_ms_p50", "GetBacktest direct over gRPC, ms (p50)"),
     ("gateway", "get_raw_overhead_ms_p50", "gateway overhead on GetBacktest with a minimal HTTP client instead of httpx, ms (p50)"),
+    ("options", "service_one_year_s", "  ... the straddle's terminal event in the engine's log (its own clock), s"),
+    ("options", "kernel_ns_per_bar", "  legs kernel: ns per bar with 4 legs open"),
+    ("options", "kernel_flat_ns_per_bar", "  legs kernel: ns per bar, the same bars with no leg open"),
+    ("options", "kernel_4_legs_open_pct", "  legs kernel: bars stepped with 4 legs open, %"),
+    ("options", "bs_price_nb_ns", "  bs_price_nb, ns per call in a numba loop"),
+    ("options", "synth_price_nb_ns", "  synth_price_nb (surface IV + Black-Scholes + tick), ns per call: one leg's price"),
+    ("options", "cli_weekly_in_process_s", "  `hindsight run` straddle 2019-2025: its own reported time (after imports and data), s"),
+    ("options", "cli_monthly_in_process_s", "  `hindsight run` monthly straddle 2016-2025: its own reported time, s"),
 ]
 
 

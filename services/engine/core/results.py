@@ -47,6 +47,8 @@ class TimeFormatter:
         self._naive = naive
         self._offset_min = ((naive - utc).astype(np.int64) // 60).astype(np.int64)
         self._cache: dict[int, str] = {}
+        self._iso: dict[int, str] = {}
+        self._compact: dict[int, str] = {}
 
     def _offset(self, minutes: int) -> str:
         s = self._cache.get(minutes)
@@ -57,7 +59,11 @@ class TimeFormatter:
         return s
 
     def iso(self, i: int) -> str:
-        return str(np.datetime_as_string(self._naive[i], unit="s")) + self._offset(int(self._offset_min[i]))
+        s = self._iso.get(i)
+        if s is None:  # a bar is named by several events and trades
+            s = self._iso[i] = str(np.datetime_as_string(self._naive[i], unit="s")) + self._offset(
+                int(self._offset_min[i]))
+        return s
 
     def many(self, idx: np.ndarray) -> list[str]:
         if len(idx) == 0:
@@ -67,7 +73,11 @@ class TimeFormatter:
 
     def compact(self, i: int) -> str:
         """'20241024_094428' for execution ids."""
-        return str(np.datetime_as_string(self._naive[i], unit="s")).replace("-", "").replace(":", "").replace("T", "_")
+        s = self._compact.get(i)
+        if s is None:
+            s = self._compact[i] = str(np.datetime_as_string(self._naive[i], unit="s")).replace("-", "").replace(
+                ":", "").replace("T", "_")
+        return s
 
 
 def exit_reason_name(plan: StrategyPlan, t) -> str:

@@ -537,7 +537,9 @@ def _open_position_nb(e, field, i, sb, nodes, legs, leg_exp, pos, lst, book, lot
     for li in range(nd.first_leg, nd.first_leg + nd.n_legs):
         lg = legs[li]
         ls = lst[li]
-        kk = leg_exp[dayidx[sb], li]
+        # The expiry listed on the fill's day: a signal on an expiry day's last bar that fills
+        # the next morning trades the next expiry, not the one that just settled.
+        kk = leg_exp[dayidx[i], li]
         if kk < 0:
             ints[I_ERR_LEG] = li
             ints[I_ERR_BAR] = sb

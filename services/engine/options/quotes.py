@@ -92,7 +92,7 @@ def spot_nb(field, cp, i, open_, high, low, close):
     return high[i] if up else low[i]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def price_nb(field, li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min, rate, synthetic,
               ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c):
     """Premium of open leg li at bar i (a bar field); NaN when the chain has no bar then."""

@@ -139,6 +139,7 @@ class LegsRunner:
         self.cfg = np.array([self.commission, self.slippage, dl.max_loss if dl else 0.0, dl.max_profit if dl else 0.0,
                              RISK_FREE_RATE, self.bar_minutes, self.strike_step], np.float64)
         self.equity = np.full(n, np.nan)
+        self._symbols: dict[tuple, str] = {}
 
     # --- preparation ---------------------------------------------------------------------------
     def _expiry_table(self, cal: ExpiryCalendar, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -269,8 +270,12 @@ class LegsRunner:
 
     # --- what the results layer reads ----------------------------------------------------------------
     def symbol(self, k: int, strike: float, cp: int) -> str:
-        return format_symbol(self.source.root, day_date(int(self.exp_day[k])), float(strike),
-                             "CE" if cp > 0 else "PE")
+        key = (k, strike, cp)
+        sym = self._symbols.get(key)
+        if sym is None:  # a run trades few contracts, each many times
+            sym = self._symbols[key] = format_symbol(self.source.root, day_date(int(self.exp_day[k])), float(strike),
+                                                     "CE" if cp > 0 else "PE")
+        return sym
 
     def expiry_date(self, k: int) -> date:
         return day_date(int(self.exp_day[k]))
