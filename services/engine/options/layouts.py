@@ -112,6 +112,7 @@ legstate_dt = np.dtype([
     ("contract", np.int64),        # chain contract id (MODE_CHAIN) or -1
     ("cursor", np.int64),          # chain row cursor, moves forward only
     ("strike", np.float64),
+    ("ln_strike", np.float64),     # log(strike), for the synthetic chain's prices
     ("qty", np.float64),           # units = lots * lot_size
     ("lot_size", np.float64),
     ("entry_price", np.float64),   # fill, slippage included

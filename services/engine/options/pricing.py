@@ -14,7 +14,8 @@ from numba import njit
 
 __all__ = [
     "CALL", "PUT", "RISK_FREE_RATE", "TICK", "MIN_PREMIUM", "SESSION_MINUTES", "TRADING_DAYS", "YEAR_MINUTES",
-    "bs_price_nb", "bs_price_fast_nb", "bs_greeks_nb", "implied_vol_nb", "round_premium_nb", "surface_iv_nb",
+    "bs_price_nb", "bs_price_fast_nb", "bs_price_log_nb", "bs_greeks_nb", "implied_vol_nb", "round_premium_nb",
+    "surface_iv_nb", "surface_time_nb", "surface_sigma_nb",
     "vol_level", "price", "greeks", "implied_vol",
 ]
 
@@ -249,26 +250,56 @@ _IV_CAP = 2.0
 
 
 @njit(**_JIT)
-def surface_iv_nb(level, spot, strike, t):
-    """Implied vol (annual fraction) of SIM-NIFTY options: level = 30-day ATM vol (India-VIX-like,
-    0.15 = 15 %); spot, strike: points; t: trading years (clamped to >= 1 trading minute).
-    Log-moneyness is taken against the forward spot * exp(RISK_FREE_RATE t). In [0.05, 2.0];
-    NaN for a NaN level.
-    """
+def surface_time_nb(level, t):
+    """The surface's slice at one time: (te, theta, phi) for 30-day ATM level and trading years t
+    (te = t clamped to >= 1 minute, theta the ATM total variance, phi SSVI's curvature); theta < 0
+    marks level <= 0 (the floor vol). Shared by every strike of an expiry at a bar."""
     if level <= 0.0:
-        return _IV_FLOOR
+        return _MINUTE, -1.0, 0.0
     te = max(t, _MINUTE)
     beta = -_TERM_BETA * math.tanh((level - _TERM_PIVOT) / _TERM_WIDTH)
     atm = level * math.exp(beta * math.log(min(max(te, _ONE_DAY), 1.0) / _T30))
     theta = atm * atm * te
     phi = _SSVI_ETA / math.sqrt(theta * (1.0 + theta))
-    y = phi * (math.log(strike / spot) - RISK_FREE_RATE * te)
+    return te, theta, phi
+
+
+@njit(**_JIT)
+def surface_sigma_nb(te, theta, phi, log_k_over_s):
+    """Implied vol of one strike on a slice from surface_time_nb; log_k_over_s = ln(K / S)."""
+    if theta < 0.0:
+        return _IV_FLOOR
+    y = phi * (log_k_over_s - RISK_FREE_RATE * te)
     w = 0.5 * theta * (1.0 + _SSVI_RHO * y + math.sqrt((y + _SSVI_RHO) ** 2 + 1.0 - _SSVI_RHO * _SSVI_RHO))
     var = w / te
     u2 = var / (_IV_CAP * _IV_CAP)
     u4 = u2 * u2
     # sigma / (1 + (sigma / cap)^8)^(1/8), the eighth root as three square roots (pow is slower)
     return max(math.sqrt(var) / math.sqrt(math.sqrt(math.sqrt(1.0 + u4 * u4))), _IV_FLOOR)
+
+
+@njit(**_JIT)
+def surface_iv_nb(level, spot, strike, t):
+    """Implied vol (annual fraction) of SIM-NIFTY options: level = 30-day ATM vol (India-VIX-like,
+    0.15 = 15 %); spot, strike: points; t: trading years (clamped to >= 1 trading minute).
+    Log-moneyness is taken against the forward spot * exp(RISK_FREE_RATE t). In [0.05, 2.0];
+    NaN for a NaN level.
+    """
+    te, theta, phi = surface_time_nb(level, t)
+    return surface_sigma_nb(te, theta, phi, math.log(strike / spot))
+
+
+@njit(**_JIT)
+def bs_price_log_nb(cp, spot, strike, log_s_over_k, t, sqrt_t, sigma, disc, r):
+    """Black-Scholes price as bs_price_fast_nb, with ln(S / K) given (a bar's ln S and a
+    leg's ln K, each computed once) instead of a log per call; t > 0, sigma > 0."""
+    kd = strike * disc
+    sv = sigma * sqrt_t
+    d1 = (log_s_over_k + r * t) / sv + 0.5 * sv
+    d2 = d1 - sv
+    if cp == CALL:
+        return max(spot * _ncdf_nb(d1) - kd * _ncdf_nb(d2), 0.0)
+    return max(kd * _ncdf_nb(-d2) - spot * _ncdf_nb(-d1), 0.0)
 
 
 # ---- the India-VIX-like ATM vol level ----------------------------------------------------------

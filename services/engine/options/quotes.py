@@ -7,11 +7,16 @@ run selects or holds, through these; nothing here imports pandas or does I/O.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
 from .layouts import F_CLOSE, F_HIGH, F_LOW, F_OPEN
-from .pricing import CALL, SESSION_MINUTES, YEAR_MINUTES, bs_greeks_nb, bs_price_nb, implied_vol_nb, round_premium_nb, surface_iv_nb
+from .pricing import (
+    CALL, SESSION_MINUTES, YEAR_MINUTES, bs_greeks_nb, bs_price_log_nb, implied_vol_nb, round_premium_nb,
+    surface_sigma_nb, surface_time_nb,
+)
 
 _PROBE = 8              # rows chain_row_nb steps forward before it falls back to binary search
 
@@ -55,14 +60,23 @@ def t_years_nb(exp_sess_k, sess_i, tleft_i, extra):
     return ((exp_sess_k - sess_i) * SESSION_MINUTES + tleft_i + extra) / YEAR_MINUTES
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _premium_nb(cp, spot, strike, ln_spot, ln_strike, t, te, theta, phi, sqrt_t, disc, rate):
+    """The synthetic premium from a bar's ln S, a leg's ln K and an expiry's slice (t > 0)."""
+    sigma = surface_sigma_nb(te, theta, phi, ln_strike - ln_spot)
+    return round_premium_nb(bs_price_log_nb(cp, spot, strike, ln_spot - ln_strike, t, sqrt_t, sigma, disc, rate))
+
+
 @njit(cache=True, nogil=True)
 def synth_price_nb(cp, spot, strike, t, level, rate):
     """A synthetic chain's premium: Black-Scholes on the surface's IV, on the 0.05 tick;
-    intrinsic value once the expiry has closed (t <= 0)."""
+    intrinsic value once the expiry has closed (t <= 0). The legs kernel computes the same
+    numbers with its per-bar cache (price_nb): same operations, same bits."""
     if t <= 0.0:
         return max(cp * (spot - strike), 0.0)
-    sigma = surface_iv_nb(level, spot, strike, t)
-    return round_premium_nb(bs_price_nb(cp, spot, strike, t, sigma, rate))
+    te, theta, phi = surface_time_nb(level, t)
+    return _premium_nb(cp, spot, strike, math.log(spot), math.log(strike), t, te, theta, phi, math.sqrt(t),
+                       math.exp(-rate * t), rate)
 
 
 @njit(cache=True, nogil=True)
@@ -71,7 +85,8 @@ def iv_delta_nb(cp, price, spot, strike, t, level, rate, synthetic):
     if t <= 0.0:
         return np.nan, np.nan
     if synthetic:
-        sigma = surface_iv_nb(level, spot, strike, t)
+        te, theta, phi = surface_time_nb(level, t)
+        sigma = surface_sigma_nb(te, theta, phi, math.log(strike) - math.log(spot))  # as the premium's
     else:
         sigma = implied_vol_nb(cp, price, spot, strike, t, rate)
         if not sigma > 0.0:
@@ -92,15 +107,63 @@ def spot_nb(field, cp, i, open_, high, low, close):
     return high[i] if up else low[i]
 
 
+# The per-bar cache of price_nb, float64[BAR_CACHE]: the bar it holds, ln(open/high/low/close)
+# (NaN until needed), and two expiry slices (the close's time and the open's): the expiry index
+# then t, te, theta, phi, sqrt(t), exp(-r t). Legs of one expiry share all but their strike's work.
+BAR_CACHE = 19
+_BC_BAR = 0
+_BC_LN = 1
+_BC_CLOSE = 5
+_BC_OPEN = 12
+
+
 @njit(cache=True, nogil=True, inline="always")
-def price_nb(field, li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min, rate, synthetic,
-              ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c):
+def _slice_nb(bc, at, k, exp_sess_k, sess_i, tleft_i, extra, level, rate):
+    """Fill bc[at:at + 7] with expiry k's slice at this bar unless it holds it already."""
+    if bc[at] != k:
+        t = t_years_nb(exp_sess_k, sess_i, tleft_i, extra)
+        te, theta, phi = surface_time_nb(level, t)
+        bc[at] = k
+        bc[at + 1] = t
+        bc[at + 2] = te
+        bc[at + 3] = theta
+        bc[at + 4] = phi
+        bc[at + 5] = math.sqrt(t) if t > 0.0 else 0.0
+        bc[at + 6] = math.exp(-rate * t)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def synth_at_nb(field, src, i, cp, strike, ln_strike, k, spot, sess, tleft, vol, exp_sess, bar_min, rate, bc):
+    """The synthetic premium of a contract (cp, strike, expiry k) at bar i's field, spot being
+    the bar's price src (F_*); equal to synth_price_nb's bit for bit, with what the legs of a
+    bar share (ln S, the expiry's slice) kept in bc."""
+    if bc[_BC_BAR] != i:
+        bc[_BC_BAR] = i
+        for j in range(4):
+            bc[_BC_LN + j] = np.nan
+        bc[_BC_CLOSE] = -1.0
+        bc[_BC_OPEN] = -1.0
+    ln_spot = bc[_BC_LN + src]
+    if ln_spot != ln_spot:
+        ln_spot = bc[_BC_LN + src] = math.log(spot)
+    at = _BC_OPEN if field == F_OPEN else _BC_CLOSE
+    _slice_nb(bc, at, k, exp_sess[k], sess[i], tleft[i], bar_min if field == F_OPEN else 0.0, vol[i], rate)
+    t = bc[at + 1]
+    if t <= 0.0:
+        return max(cp * (spot - strike), 0.0)
+    return _premium_nb(cp, spot, strike, ln_spot, ln_strike, t, bc[at + 2], bc[at + 3], bc[at + 4], bc[at + 5],
+                       bc[at + 6], rate)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def price_nb(field, li, i, lg, ls, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min, rate, synthetic, bc,
+             ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c):
     """Premium of open leg li at bar i (a bar field); NaN when the chain has no bar then."""
     if synthetic:
         spot = spot_nb(field, lg.cp, i, open_, high, low, close)
-        extra = bar_min if field == F_OPEN else 0.0
-        t = t_years_nb(exp_sess[ls.k], sess[i], tleft[i], extra)
-        return synth_price_nb(lg.cp, spot, ls.strike, t, vol[i], rate)
+        src = field if field == F_OPEN or field == F_CLOSE else (F_HIGH if spot == high[i] else F_LOW)
+        return synth_at_nb(field, src, i, lg.cp, ls.strike, ls.ln_strike, ls.k, spot, sess, tleft, vol, exp_sess,
+                           bar_min, rate, bc)
     row = chain_row_nb(ch_ptr, ch_bar, ls.contract, i, ls.cursor)
     if row < 0:
         return np.nan

@@ -28,6 +28,7 @@ from .legs_kernel import (
     close_all_legs_nb, run_legs_nb,
 )
 from .pricing import RISK_FREE_RATE, SESSION_MINUTES, vol_level
+from .quotes import BAR_CACHE
 from .symbols import format_symbol
 
 DEFAULT_STRIKE_STEP = 50.0   # NIFTY's listed strike interval
@@ -62,6 +63,7 @@ class LegsState:
     ints: np.ndarray       # int64[8] (legs_kernel.I_*)
     floats: np.ndarray     # float64[5] (legs_kernel.F_*)
     buffer: np.ndarray     # legtrade_dt scratch, grown by doubling
+    bar_cache: np.ndarray = field(default_factory=lambda: np.full(BAR_CACHE, -1.0))  # quotes.price_nb's
 
     @property
     def cash(self) -> float:
@@ -227,7 +229,7 @@ class LegsRunner:
                 b.open, b.high, b.low, b.close, b.day, self.dayidx, self.square_off, self.sess, self.tleft, self.vol,
                 self.entry_signal, self.exit_signal, self.exit_targets, self.conds, self.cond_ptr, self.nodes, self.legs, self.leg_exp,
                 self.exp_sess, self.exp_day, self.lot_size_exp, self.flags, self.cfg, *self._chain_arrays,
-                self.equity, state.positions, state.legs, state.book, state.ints, state.floats, state.buffer, k, i,
+                self.equity, state.positions, state.legs, state.book, state.ints, state.floats, state.bar_cache, state.buffer, k, i,
                 int(stop))
             if err != layouts.ERR_NONE:
                 raise self._error(state, err)
@@ -242,7 +244,7 @@ class LegsRunner:
         k = close_all_legs_nb(self.bars.close, int(bar), int(reason), self.nodes, self.legs, state.positions,
                               state.legs, state.book, out, state.ints, state.floats, self.sess, self.tleft, self.vol,
                               self.exp_sess, self.exp_day, RISK_FREE_RATE, self.mode != MODE_CHAIN,
-                              self.commission, self.slippage)
+                              state.bar_cache, self.commission, self.slippage)
         self.equity[bar] = state.cash
         state.floats[F_DAY_EQUITY] = state.floats[F_LAST_EQUITY]
         return out[:k].copy()

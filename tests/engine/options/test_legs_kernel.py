@@ -17,6 +17,7 @@ from services.engine.options import layouts
 from services.engine.options.layouts import leg_dt, legnode_dt, legpos_dt, legstate_dt, legtrade_dt, statecond_dt
 from services.engine.options.legs_kernel import I_ERR_LEG, NO_DAY, NO_ORDER, close_all_legs_nb, run_legs_nb
 from services.engine.options.pricing import CALL, PUT
+from services.engine.options.quotes import BAR_CACHE
 
 LOT = 50.0
 STRIKES = np.array([100.0, 110.0])
@@ -95,7 +96,7 @@ def run(chain: Chain, spot: list[float], legs_: list, *, entry_bars=(1,), exit_b
         np.zeros((D, L), np.int64), exp_day.copy(), exp_day, np.full(1, LOT),
         np.array([0, int(intraday), layouts.MODE_CHAIN], np.int64),
         np.array([commission, slippage, daily[0], daily[1], 0.065, 1.0, 10.0]), *chain.arrays(),
-        equity, pos, lst, book, ints, floats, trades, 0, 0, n)
+        equity, pos, lst, book, ints, floats, np.full(BAR_CACHE, -1.0), trades, 0, 0, n)
     k, i, err = out
     return trades[:k].copy(), equity, err, dict(ints=ints, floats=floats, pos=pos, lst=lst, book=book, legs=legs,
                                                 nodes=nodes, close=close, day=day)
@@ -123,7 +124,7 @@ def test_a_sold_legs_stop_closes_that_leg_alone_at_its_level():
     out = np.empty(4, legtrade_dt)
     k = close_all_legs_nb(st["close"], n - 1, records.EXIT_END_OF_DATA, st["nodes"], st["legs"], st["pos"],
                           st["lst"], st["book"], out, st["ints"], st["floats"], st["day"], np.full(n, 100.0),
-                          np.zeros(n), np.array([99]), np.array([99]), 0.065, False, 0.0, 0.0)
+                          np.zeros(n), np.array([99]), np.array([99]), 0.065, False, np.full(BAR_CACHE, -1.0), 0.0, 0.0)
     assert k == 1 and out[0]["pos_last"] == 1
     assert out[0]["pos_pnl"] == pytest.approx(-100 + 200)
 

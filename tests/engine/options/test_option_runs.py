@@ -163,3 +163,19 @@ def test_an_exit_on_position_mtm_closes_when_the_kernel_sees_it(sim_year):
         ev = d.events[t["exit_flow_ids"][0]]
         (row,) = ev["evaluated_conditions"]
         assert row["lhs"] == "MTM(straddle)" and row["lhs_value"] >= 1500 and row["rhs_value"] == 1500
+
+
+def test_the_kernels_marks_equal_the_synthetic_chains_prices(sim_year):
+    """The kernel prices held legs with a per-bar cache; the results layer re-prices ticks with
+    synth_price_nb: the same numbers, so a leg carried overnight shows one price at the close."""
+    doc = json.loads((EXAMPLES / "iron_condor_weekly.json").read_text())
+    _, days = run(doc, sim_year, OptionSource("synthetic"), start=date(2024, 1, 1), end=date(2024, 1, 31),
+                  tick_interval=1)
+    compared = 0
+    for d in days:
+        last = d.ticks[-1]
+        marks = {(p["position_id"], p["leg_id"]): p["current_price"] for p in last["open_positions"]}
+        for p in d.open_positions:
+            assert marks[(p["position_id"], p["leg_id"])] == p["current_price"]
+            compared += 1
+    assert compared >= 20
