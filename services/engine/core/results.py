@@ -127,14 +127,13 @@ class ResultBuilder:
         # duration needs that correction, timestamps name the bar.
         out = []
         for k, t in enumerate(trades):
-            pid = self.position_id(t)
             notional = float(t["qty"] * t["entry_price"])
             pnl = float(t["pnl"])
-            out.append({
-                "trade_id": pid,
-                "position_id": pid,
+            d = {
+                "trade_id": self.trade_id(t),
+                "position_id": self.position_id(t),
                 "re_entry_num": int(t["re_entry_num"]),
-                "symbol": self.symbol,
+                "symbol": self.trade_symbol(t),
                 "side": "buy" if t["side"] == records.LONG else "sell",
                 "quantity": float(t["qty"]),
                 "entry_price": money(t["entry_price"]),
@@ -151,8 +150,20 @@ class ResultBuilder:
                 "exit_flow_ids": [self.exit_exec_id(t)],
                 "entry_trigger": self.plan.entries[int(t["node"])].id,
                 "exit_reason": exit_reason_name(self.plan, t),
-            })
+            }
+            self.more_trade_fields(d, t)
+            out.append(d)
         return out
+
+    # Hooks for records of other instruments (options/results.py's option legs).
+    def trade_id(self, t) -> str:
+        return self.position_id(t)
+
+    def trade_symbol(self, t) -> str:
+        return self.symbol
+
+    def more_trade_fields(self, d: dict, t) -> None:
+        """Add instrument-specific fields to trade dict d of record t (none for the underlying)."""
 
     # --- node events ------------------------------------------------------------------
     def _candle(self, i: int) -> dict | None:

@@ -70,55 +70,26 @@ class LegResultBuilder(ResultBuilder):
         return super().exit_exec_id(t)
 
     # --- trades -----------------------------------------------------------------------------
-    def trade_dicts(self, trades: np.ndarray) -> list[dict]:
-        if len(trades) == 0:
-            return []
-        entry_times = self.fmt.many(trades["entry_bar"])
-        exit_times = self.fmt.many(trades["exit_bar"])
-        dur = (self.bars.ts[trades["exit_bar"]] - self.bars.ts[trades["entry_bar"]]) / 60e9
-        out = []
-        for k, t in enumerate(trades):
-            leg = self._leg(t["leg"])
-            pid = self.position_id(t)
-            notional = float(t["qty"] * t["entry_price"])
-            pnl = float(t["pnl"])
-            d = {
-                "trade_id": f"{pid}-{leg.id}",
-                "position_id": pid,
-                "re_entry_num": int(t["re_entry_num"]),
-                "symbol": self.runner.symbol(int(t["k"]), float(t["strike"]), int(t["cp"])),
-                "side": "buy" if t["side"] == records.LONG else "sell",
-                "quantity": float(t["qty"]),
-                "entry_price": money(t["entry_price"]),
-                "entry_time": entry_times[k],
-                "exit_price": money(t["exit_price"]),
-                "exit_time": exit_times[k],
-                "pnl": money(pnl),
-                "pnl_percent": money(100.0 * pnl / notional if notional else 0.0),
-                "commission": money(t["entry_commission"] + t["exit_commission"]),
-                "duration_minutes": round(float(dur[k]), 2),
-                "bars_held": int(t["exit_bar"] - t["entry_bar"] + 1),
-                "status": "closed",
-                "entry_flow_ids": [self.entry_exec_id(int(t["node"]), int(t["entry_signal_bar"]))],
-                "exit_flow_ids": [self.exit_exec_id(t)],
-                "entry_trigger": self.plan.entries[int(t["node"])].id,
-                "exit_reason": exit_reason_name(self.plan, t),
-                "leg_id": leg.id,
-                "strike": float(t["strike"]),
-                "option_type": leg.option_type,
-                "expiry": self.runner.expiry_date(int(t["k"])).isoformat(),
-                "lots": int(t["lots"]),
-                "lot_size": float(t["lot_size"]),
-                "underlying_at_entry": float(t["spot_entry"]),
-                "underlying_at_exit": float(t["spot_exit"]),
-            }
-            for name, field in (("iv_at_entry", "iv_entry"), ("iv_at_exit", "iv_exit"),
-                                ("delta_at_entry", "delta_entry"), ("delta_at_exit", "delta_exit")):
-                v = _num(t[field])
-                if v is not None:
-                    d[name] = v
-            out.append(d)
-        return out
+    def trade_symbol(self, t) -> str:
+        return self.runner.symbol(int(t["k"]), float(t["strike"]), int(t["cp"]))
+
+    def more_trade_fields(self, d: dict, t) -> None:
+        leg = self._leg(t["leg"])
+        d.update({
+            "leg_id": leg.id,
+            "strike": float(t["strike"]),
+            "option_type": leg.option_type,
+            "expiry": self.runner.expiry_date(int(t["k"])).isoformat(),
+            "lots": int(t["lots"]),
+            "lot_size": float(t["lot_size"]),
+            "underlying_at_entry": float(t["spot_entry"]),
+            "underlying_at_exit": float(t["spot_exit"]),
+        })
+        for name, field in (("iv_at_entry", "iv_entry"), ("iv_at_exit", "iv_exit"),
+                            ("delta_at_entry", "delta_entry"), ("delta_at_exit", "delta_exit")):
+            v = _num(t[field])
+            if v is not None:
+                d[name] = v
 
     def positions(self, trades: np.ndarray) -> list[dict]:
         """PositionSummary dicts of the positions whose last leg closed in `trades` (legs that
