@@ -37,8 +37,6 @@ def _load_data(spec: str, tz: str, calendar: str, options: bool = False):
     A file's option chain is the file <stem>.options.parquet (.pq, .csv, .csv.gz) beside it."""
     from services.engine.core.catalog import SOURCE_SUFFIXES, Catalog
     from services.engine.core.data import load_bars
-    from services.engine.options.runner import OptionSource, source_for
-    from services.engine.options.symbols import underlying_root
 
     path = Path(spec)
     if path.suffix.lower() in (".csv", ".parquet", ".pq", ".gz") or path.exists():
@@ -46,11 +44,20 @@ def _load_data(spec: str, tz: str, calendar: str, options: bool = False):
             raise FileNotFoundError(f"data file '{spec}' does not exist")
         stem = path.name[: -len(next((s for s in SOURCE_SUFFIXES if path.name.lower().endswith(s)), path.suffix))]
         chains = [path.with_name(f"{stem}.options{s}") for s in SOURCE_SUFFIXES]
-        chain = next((c for c in chains if c.is_file()), None)
-        source = OptionSource("chain", underlying_root(stem), calendar or "XBOM", chain) if chain else None
+        chain = next((c for c in chains if c.is_file()), None) if options else None
+        source = None
+        if chain is not None:
+            from services.engine.options.runner import OptionSource
+            from services.engine.options.symbols import underlying_root
+
+            source = OptionSource("chain", underlying_root(stem), calendar or "XBOM", chain)
         return load_bars(path, symbol=stem, tz=tz), source
     catalog = Catalog(_data_dir())
-    return catalog.load(spec, None, None), (source_for(catalog, spec) if options else None)
+    if not options:
+        return catalog.load(spec, None, None), None
+    from services.engine.options.runner import source_for
+
+    return catalog.load(spec, None, None), source_for(catalog, spec)
 
 
 class _Progress:

@@ -374,7 +374,7 @@ class BacktestServicer(pb_grpc.BacktestServiceServicer):
         detail = results_pb2.DayDetail(date=day)
         json_format.ParseDict(trades.get("summary", {}), detail.summary, ignore_unknown_fields=True)
         from services.engine.events import node_event_message
-        from services.engine.options.results import from_day_file
+        from services.engine.options.dayfields import from_day_file
 
         for t in trades.get("trades", []):
             json_format.ParseDict(from_day_file(t), detail.trades.add(), ignore_unknown_fields=True)

@@ -73,7 +73,7 @@ class DayResult:
     def trades_daily(self) -> dict:
         if not self.underlying:
             return {"date": self.date, "summary": self.summary, "trades": self.trades}
-        from services.engine.options.results import to_day_file
+        from services.engine.options.dayfields import to_day_file
 
         return {"date": self.date, "summary": self.summary,
                 "trades": [to_day_file(t, self.underlying) for t in self.trades], "positions": self.positions}

@@ -740,13 +740,16 @@ def compile_strategy(strategy: strategy_pb2.Strategy) -> StrategyPlan:
     indicators = v.indicators()
     labels = {ind.id: ind.label for ind in indicators}
     entries, exits = v.nodes(labels)
-    from services.engine.options import legspec
+    options = limits = None
+    if strategy.HasField("options") or strategy.HasField("daily_limits") or any(e.legs for e in strategy.entries):
+        # Imported only for option strategies: the options package costs ~0.1 s to import.
+        from services.engine.options import legspec
 
-    options = legspec.option_settings(strategy, v.err)
-    limits = legspec.daily_limits(strategy, v.err)
-    if limits.any and not any(e.legs for e in strategy.entries):
-        v.err("daily_limits", "daily limits apply to option strategies (entries with legs); for the underlying "
-              "use stop_loss / take_profit on the entries")
+        options = legspec.option_settings(strategy, v.err)
+        limits = legspec.daily_limits(strategy, v.err)
+        if limits.any and not any(e.legs for e in strategy.entries):
+            v.err("daily_limits", "daily limits apply to option strategies (entries with legs); for the underlying "
+                  "use stop_loss / take_profit on the entries")
     if v.problems:
         raise SpecError(v.problems)
     return StrategyPlan(strategy.name or "strategy", session, indicators, entries, exits, execution,

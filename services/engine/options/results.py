@@ -19,28 +19,7 @@ from services.engine.core.results import NODE_TYPES, ResultBuilder, exit_reason_
 from .quotes import synth_price_nb
 from .pricing import RISK_FREE_RATE, SESSION_MINUTES, YEAR_MINUTES, bs_greeks_nb
 
-_SPOT_FIELDS = ("underlying_at_entry", "underlying_at_exit")
 _LEG_STOPS = (records.EXIT_STOP_LOSS, records.EXIT_TAKE_PROFIT)
-
-
-def to_day_file(trade: dict, root: str) -> dict:
-    """A stream trade as the day file writes it: the spot fields named after the underlying
-    (`nifty_spot_at_entry`), as in the seeds."""
-    prefix = root.lower().replace("-", "_")
-    return {(f"{prefix}_spot_at_{k[len('underlying_at_'):]}" if k in _SPOT_FIELDS else k): v
-            for k, v in trade.items()}
-
-
-def from_day_file(trade: dict) -> dict:
-    """The inverse of to_day_file, for any underlying's name."""
-    out = {}
-    for k, v in trade.items():
-        if k.endswith("_spot_at_entry"):
-            k = "underlying_at_entry"
-        elif k.endswith("_spot_at_exit"):
-            k = "underlying_at_exit"
-        out[k] = v
-    return out
 
 
 def _num(x: float, places: int = 4) -> float | None:
