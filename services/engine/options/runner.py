@@ -18,7 +18,7 @@ import numpy as np
 from services.engine.core import records
 from services.engine.core.bars import Bars
 from services.engine.core.calendar import day_date, session_days
-from services.engine.core.kernels import book_dt
+from services.engine.core.kernels import book_dt, copy_records
 
 from . import layouts
 from .expiries import MONTHLY, WEEKLY, ExpiryCalendar, ExpiryError
@@ -234,7 +234,7 @@ class LegsRunner:
             if err != layouts.ERR_NONE:
                 raise self._error(state, err)
             if i >= stop:
-                return state.buffer[:k].copy()
+                return copy_records(state.buffer, k)
             grown = np.empty(2 * state.buffer.shape[0], legtrade_dt)
             grown[:k] = state.buffer[:k]
             state.buffer = grown
@@ -247,7 +247,7 @@ class LegsRunner:
                               state.bar_cache, self.commission, self.slippage)
         self.equity[bar] = state.cash
         state.floats[F_DAY_EQUITY] = state.floats[F_LAST_EQUITY]
-        return out[:k].copy()
+        return copy_records(out, k)
 
     def _error(self, state: LegsState, err: int) -> PricingError:
         from services.engine.core.results import TimeFormatter
