@@ -443,7 +443,9 @@ class _Validator:
             label = base if len(self.outputs[iid]) == 1 else f"{base}.{out}"
             return OperandPlan("indicator", ref, offset=op.offset, label=label + suffix)
         if which in STATE_OPERANDS:
-            return self._state_operand(path, op, which)
+            from services.engine.options import legspec
+
+            return legspec.state_operand(self, path, op, which)
         if which == "value":
             if op.value != op.value or op.value in (float("inf"), float("-inf")):
                 self.err(path, "value must be a finite number")
@@ -458,32 +460,6 @@ class _Validator:
             self.err(path, f"malformed time '{op.time}': write exchange-local 24-hour 'HH:MM', e.g. '09:17'")
             return None
         return OperandPlan("time", value=t, label=format_minutes(t))
-
-    def _state_operand(self, path: str, op: strategy_pb2.Operand, which: str) -> OperandPlan | None:
-        """position_mtm / leg_premium: the state of an open option position, known in the kernel only."""
-        ref = getattr(op, which)
-        if op.offset:
-            self.err(f"{path}.offset", f"{which} is the current bar's value: remove offset")
-            return None
-        nodes = {e.id: e for e in self.s.entries}
-        node_id, _, leg_id = ref.partition(".")
-        node = nodes.get(node_id)
-        if node is None or not node.legs:
-            with_legs = [e.id for e in self.s.entries if e.legs]
-            self.err(f"{path}.{which}", f"'{node_id}' is not an entry node with legs (entries with legs: "
-                     f"{_listing(with_legs)}): {which} reads an open option position")
-            return None
-        if which == "leg_premium":
-            legs = [lg.id or f"leg{j + 1}" for j, lg in enumerate(node.legs)]
-            if leg_id not in legs:
-                self.err(f"{path}.leg_premium", f"'{ref}' names no leg: write '<entry id>.<leg id>', one of "
-                         f"{', '.join(f'{node_id}.{x}' for x in legs)}")
-                return None
-            return OperandPlan(which, ref, label=f"Premium({ref})")
-        if leg_id:
-            self.err(f"{path}.position_mtm", f"position_mtm takes an entry node id ('{node_id}'), not a leg")
-            return None
-        return OperandPlan(which, ref, label=f"MTM({ref})")
 
     def _state_placement(self, path: str, cond: ConditionPlan) -> None:
         """State comparisons only stand alone or directly inside the top-level `all`: the kernel
@@ -595,7 +571,9 @@ class _Validator:
         for i, e in enumerate(self.s.entries):
             path = f"entries[{i}]"
             if e.legs:
-                entry = self._legs_entry(path, e, seen, labels)
+                from services.engine.options import legspec
+
+                entry = legspec.legs_entry(self, path, e, seen, labels)
                 if entry is not None:
                     entries.append(entry)
                 continue
@@ -644,28 +622,6 @@ class _Validator:
             if ok and when is not None:
                 exits.append(ExitPlan(x.id, x.name or x.id, when, tuple(x.closes) or tuple(entry_ids)))
         return tuple(entries), tuple(exits)
-
-    def _legs_entry(self, path: str, e: strategy_pb2.EntryNode, seen: dict[str, str],
-                    labels: dict[str, str]) -> EntryPlan | None:
-        from services.engine.options import legspec
-
-        ok = self._node_id(f"{path}.id", e.id, seen, path)
-        legspec.node_conflicts(path, e, self.err)
-        when = None
-        if not e.HasField("when"):
-            self.err(f"{path}.when", "missing entry condition")
-        else:
-            when = self.condition(f"{path}.when", e.when, labels)
-            if when is not None:
-                self._state_placement(f"{path}.when", when)
-        self._limits(path, e)
-        legs = legspec.legs(path, e, self.err)
-        risk = legspec.position_risk(path, e, self.err)
-        if not ok or when is None or legs is None:
-            return None
-        return EntryPlan(e.id, e.name or e.id, records.LONG, when, records.QTY_UNITS, 0.0, e.max_entries_per_day,
-                         e.max_re_entries if e.HasField("max_re_entries") else -1, False, StopPlan(), StopPlan(),
-                         StopPlan(), e.max_bars, legs, risk)
 
     def _limits(self, path: str, e: strategy_pb2.EntryNode) -> None:
         if e.max_entries_per_day < 0:

@@ -43,6 +43,23 @@ ERR_NO_BAR = 1          # a fill needs the contract's bar and the chain has none
 ERR_NO_STRIKE = 2       # no listed strike could be chosen (empty chain at the signal bar)
 ERR_NO_EXPIRY = 3       # the expiry asked for is not listed on the signal date
 
+# --- slots of the kernel's int state (int64[8]) and float state (float64[5]) -------------
+I_DAY = 0       # trading day of the last bar stepped
+I_SQUARED = 1   # 1 once the day's square-off bar has been stepped
+I_OPEN = 2      # open positions
+I_PENDING = 3   # 1 when orders wait for the next open
+I_HALTED = 4    # 1 once a daily limit was reached today: no more entries
+I_ERR = 5       # ERR_* of a failed step
+I_ERR_BAR = 6   # the bar it failed at
+I_ERR_LEG = 7   # the leg (ERR_NO_BAR: its contract is in legs state / floats[F_ERR_STRIKE])
+F_CASH = 0
+F_DAY_EQUITY = 1   # equity at the previous day's close: the daily limits' reference
+F_LAST_EQUITY = 2  # equity at the last bar stepped
+F_ERR_STRIKE = 3
+F_ERR_K = 4
+NO_DAY = np.iinfo(np.int64).min
+NO_ORDER = -1
+
 # --- state comparisons (Operand.position_mtm / leg_premium), checked by the kernel ---------
 ST_MTM = 0              # the node's open position's MTM P&L, currency, after commission
 ST_LEG_PREMIUM = 1      # an open leg's premium

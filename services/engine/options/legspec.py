@@ -1,6 +1,6 @@
 """Validate the option parts of a Strategy (legs, position stops, option settings, daily limits).
 
-Called by the core spec layer (core/spec.py) with its `err(path, message)`; every problem
+Called by the core spec layer (core/spec.py) with its validator or its `err(path, message)`; every problem
 names its proto field path and says how to fix it. Produces the frozen plans the legs
 runner packs into `layouts.leg_dt` / `layouts.legnode_dt`.
 """
@@ -15,6 +15,7 @@ from typing import Callable
 from hindsight.v1 import strategy_pb2
 
 from services.engine.core import records
+from services.engine.core.spec import EntryPlan, OperandPlan, StopPlan
 
 from .expiries import MAX_OFFSET, MONTHLY, WEEKLY
 from .layouts import (
@@ -259,3 +260,53 @@ def node_conflicts(path: str, node: strategy_pb2.EntryNode, err: Err) -> None:
                       ("trailing_stop", "trailing stops are for the underlying: use the legs' or position's stops")):
         if node.HasField(name):
             err(f"{path}.{name}", f"an entry with legs has no {name} of its own: {fix}")
+
+
+# ---- called by core/spec.py's validator (v): its err, condition and node checks -------------------
+
+def state_operand(v, path: str, op: strategy_pb2.Operand, which: str):
+    """position_mtm / leg_premium: the state of an open option position, known in the kernel only."""
+    ref = getattr(op, which)
+    if op.offset:
+        v.err(f"{path}.offset", f"{which} is the current bar's value: remove offset")
+        return None
+    nodes = {e.id: e for e in v.s.entries}
+    node_id, _, leg_id = ref.partition(".")
+    node = nodes.get(node_id)
+    if node is None or not node.legs:
+        with_legs = [e.id for e in v.s.entries if e.legs]
+        v.err(f"{path}.{which}", f"'{node_id}' is not an entry node with legs (entries with legs: "
+              f"{', '.join(with_legs) or 'none'}): {which} reads an open option position")
+        return None
+    if which == "leg_premium":
+        legs = [lg.id or f"leg{j + 1}" for j, lg in enumerate(node.legs)]
+        if leg_id not in legs:
+            v.err(f"{path}.leg_premium", f"'{ref}' names no leg: write '<entry id>.<leg id>', one of "
+                  f"{', '.join(f'{node_id}.{x}' for x in legs)}")
+            return None
+        return OperandPlan(which, ref, label=f"Premium({ref})")
+    if leg_id:
+        v.err(f"{path}.position_mtm", f"position_mtm takes an entry node id ('{node_id}'), not a leg")
+        return None
+    return OperandPlan(which, ref, label=f"MTM({ref})")
+
+
+def legs_entry(v, path: str, e: strategy_pb2.EntryNode, seen: dict[str, str], labels: dict[str, str]):
+    """The EntryPlan of an entry node with legs, or None (problems reported through v)."""
+    ok = v._node_id(f"{path}.id", e.id, seen, path)
+    node_conflicts(path, e, v.err)
+    when = None
+    if not e.HasField("when"):
+        v.err(f"{path}.when", "missing entry condition")
+    else:
+        when = v.condition(f"{path}.when", e.when, labels)
+        if when is not None:
+            v._state_placement(f"{path}.when", when)
+    v._limits(path, e)
+    leg_plans = legs(path, e, v.err)
+    risk = position_risk(path, e, v.err)
+    if not ok or when is None or leg_plans is None:
+        return None
+    return EntryPlan(e.id, e.name or e.id, records.LONG, when, records.QTY_UNITS, 0.0, e.max_entries_per_day,
+                     e.max_re_entries if e.HasField("max_re_entries") else -1, False, StopPlan(), StopPlan(),
+                     StopPlan(), e.max_bars, leg_plans, risk)

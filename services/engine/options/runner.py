@@ -23,10 +23,9 @@ from services.engine.core.kernels import book_dt, copy_records
 from . import layouts
 from .expiries import MONTHLY, WEEKLY, ExpiryCalendar, ExpiryError
 from .layouts import MODE_CHAIN, MODE_SYNTHETIC, leg_dt, legnode_dt, legpos_dt, legstate_dt, legtrade_dt
-from .legs_kernel import (
-    F_CASH, F_DAY_EQUITY, F_ERR_K, F_ERR_STRIKE, F_LAST_EQUITY, I_ERR_BAR, I_ERR_LEG, I_OPEN, NO_DAY, NO_ORDER,
-    close_all_legs_nb, run_legs_nb,
-)
+from .fills import close_all_legs_nb
+from .layouts import F_CASH, F_DAY_EQUITY, F_ERR_K, F_ERR_STRIKE, F_LAST_EQUITY, I_ERR_BAR, I_ERR_LEG, I_OPEN, NO_DAY, NO_ORDER
+from .legs_kernel import run_legs_nb
 from .pricing import RISK_FREE_RATE, SESSION_MINUTES, vol_level
 from .quotes import BAR_CACHE
 from .symbols import format_symbol

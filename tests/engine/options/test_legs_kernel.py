@@ -15,7 +15,9 @@ from services.engine.core import records
 from services.engine.core.kernels import book_dt
 from services.engine.options import layouts
 from services.engine.options.layouts import leg_dt, legnode_dt, legpos_dt, legstate_dt, legtrade_dt, statecond_dt
-from services.engine.options.legs_kernel import I_ERR_LEG, NO_DAY, NO_ORDER, close_all_legs_nb, run_legs_nb
+from services.engine.options.fills import close_all_legs_nb
+from services.engine.options.layouts import I_ERR_LEG, NO_DAY, NO_ORDER
+from services.engine.options.legs_kernel import run_legs_nb
 from services.engine.options.pricing import CALL, PUT
 from services.engine.options.quotes import BAR_CACHE
 
