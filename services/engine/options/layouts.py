@@ -42,6 +42,8 @@ ERR_NONE = 0
 ERR_NO_BAR = 1          # a fill needs the contract's bar and the chain has none at that time
 ERR_NO_STRIKE = 2       # no listed strike could be chosen (empty chain at the signal bar)
 ERR_NO_EXPIRY = 3       # the expiry asked for is not listed on the signal date
+ERR_NO_MATCH = 4        # no strike meets a leg's selector (a premium qualifier, an ATM offset beyond
+                        # the listed strikes): not a failure, the entry opens nothing
 
 # --- slots of the kernel's int state (int64[8]) and float state (float64[5]) -------------
 I_DAY = 0       # trading day of the last bar stepped

@@ -24,7 +24,7 @@ from services.engine.core.records import (
 )
 
 from .layouts import (
-    ERR_NONE, F_CLOSE, F_HIGH, F_LOW, F_OPEN, MODE_CHAIN, OP_EQ, OP_GE, OP_GT, OP_LE,
+    ERR_NO_MATCH, ERR_NONE, F_CLOSE, F_HIGH, F_LOW, F_OPEN, MODE_CHAIN, OP_EQ, OP_GE, OP_GT, OP_LE,
     OP_LT, ST_MTM,
 )
 from .fills import close_leg_nb, close_position_nb, open_position_nb
@@ -124,6 +124,9 @@ def run_legs_nb(open_, high, low, close, day, dayidx, square_off, sess, tleft, v
                         e, F_OPEN, i, sb, nodes, legs, leg_exp, pos, lst, book, lot_size_exp, cash, open_, high,
                         low, close, dayidx, sess, tleft, vol, exp_sess, bar_min, rate, step, synthetic, bc, commission,
                         slippage, ch_strikes, ch_contract, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
+                    if err == ERR_NO_MATCH:  # no strike meets a selector: nothing opens
+                        err = ERR_NONE
+                        continue
                     if err != ERR_NONE:
                         break
                     n_open += 1
@@ -318,6 +321,9 @@ def run_legs_nb(open_, high, low, close, day, dayidx, square_off, sess, tleft, v
                         e, F_CLOSE, i, i, nodes, legs, leg_exp, pos, lst, book, lot_size_exp, cash, open_, high, low,
                         close, dayidx, sess, tleft, vol, exp_sess, bar_min, rate, step, synthetic, bc, commission,
                         slippage, ch_strikes, ch_contract, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
+                    if err == ERR_NO_MATCH:  # no strike meets a selector: nothing opens
+                        err = ERR_NONE
+                        continue
                     if err != ERR_NONE:
                         break
                     n_open += 1

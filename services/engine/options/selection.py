@@ -8,7 +8,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .layouts import ERR_NO_STRIKE, ERR_NONE, Q_AT_LEAST, Q_AT_MOST, SEL_ATM_OFFSET, SEL_DELTA, SEL_PREMIUM, SEL_SPOT_PCT, SEL_STRADDLE
+from .layouts import ERR_NO_MATCH, ERR_NO_STRIKE, ERR_NONE, Q_AT_LEAST, Q_AT_MOST, SEL_ATM_OFFSET, SEL_DELTA, SEL_PREMIUM, SEL_SPOT_PCT, SEL_STRADDLE
 from .pricing import CALL
 from .quotes import chain_row_nb, iv_delta_nb, synth_price_nb
 
@@ -62,7 +62,7 @@ def select_strike_nb(lg, kk, sb, spot, t, level, rate, step, synthetic, ch_strik
                 best_score = score
                 best = strike
         if best != best:
-            return np.nan, -1, n_c, np.nan, atm, ERR_NO_STRIKE
+            return np.nan, -1, n_c, np.nan, atm, ERR_NO_MATCH
         return best, -1, n_c, synth_price_nb(cp, spot, best, t, level, rate), atm, ERR_NONE
     # The chain: strikes listed for this expiry with a bar at sb.
     S = ch_strikes.shape[0]
@@ -132,7 +132,7 @@ def select_strike_nb(lg, kk, sb, spot, t, level, rate, step, synthetic, ch_strik
                 best_score = score
                 chosen = s
     if chosen < 0:
-        return np.nan, -1, n_c, np.nan, atm, ERR_NO_STRIKE
+        return np.nan, -1, n_c, np.nan, atm, ERR_NO_MATCH if n_c else ERR_NO_STRIKE
     c = ch_contract[kk, chosen, cpi]
     return ch_strikes[chosen], c, n_c, _chain_quote_nb(c, sb, ch_ptr, ch_bar, ch_c), atm, ERR_NONE
 

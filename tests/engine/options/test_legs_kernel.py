@@ -275,3 +275,19 @@ def test_an_entry_on_another_legs_premium_waits_for_it():
     trades, _, _, st = run(ch, [101] * n, [leg(CALL, records.SHORT)], entry_bars=(1, 2, 3),
                            entry_conds=[(layouts.ST_LEG_PREMIUM, 0, 0, layouts.OP_LT, 100.0)])
     assert len(trades) == 0 and st["pos"][0]["pos_seq"] == 0
+
+
+def test_a_premium_no_strike_meets_opens_nothing_and_is_no_error():
+    n = 5
+    ch = Chain(n)
+    for ot in ("CE", "PE"):
+        ch.set(100.0, ot, [5] * n)
+        ch.set(110.0, ot, [2] * n)
+    at_least_9 = (0, CALL, records.SHORT, 1, layouts.EXP_WEEKLY, 0, layouts.SEL_PREMIUM, 9.0, layouts.Q_AT_LEAST,
+                  records.STOP_NONE, 0.0, records.STOP_NONE, 0.0)
+    trades, equity, err, st = run(ch, [101] * n, [at_least_9], entry_bars=(1, 2))
+    assert err == layouts.ERR_NONE and len(trades) == 0 and st["pos"][0]["pos_seq"] == 0
+    assert equity[-1] == 100_000
+    at_most_3 = at_least_9[:7] + (3.0, layouts.Q_AT_MOST) + at_least_9[9:]
+    _, _, err, st = run(ch, [101] * n, [at_most_3], entry_bars=(1,))
+    assert err == layouts.ERR_NONE and st["lst"][0]["strike"] == 110.0  # the 2.00 premium
