@@ -32,7 +32,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 SSE_MEDIA_TYPE = "text/event-stream"
 NDJSON_MEDIA_TYPE = "application/x-ndjson"
 # The SSE event name of a failure after the first event. Not "error": EventSource reserves
-# that name for its own connection errors (ARCHITECTURE.md, "The event stream").
+# that name for its own connection errors (docs/architecture.md, "The event stream").
 STREAM_ERROR_EVENT = "stream_error"
 # The producer stops reading once this many framed messages wait for the client (bounded
 # memory; a batch read through a batched sibling is framed whole, so up to one batch more).

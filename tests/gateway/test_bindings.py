@@ -91,7 +91,7 @@ def test_every_rule_of_the_api_becomes_a_binding() -> None:
     # The echo service: six rules on Echo (additional_bindings included), EchoTags, Count, Render, Upload.
     assert sum(1 for b in bindings if b.method.containing_service.name == "EchoService") == 10
     assert known_verbs(bindings) == {"cancel", "validate", "batches", "echo", "peek"}
-    # Every RPC of the API has a rule (ARCHITECTURE.md); the test list above names them all.
+    # Every RPC of the API has a rule (docs/architecture.md); the test list above names them all.
     api = default_services()[0]
     assert {m.name for m in api.methods} == {rpc for rpc, _, _ in expected}
     assert by_rpc[("StartBacktest", "POST", "/api/v1/backtests")].body == "*"

@@ -99,37 +99,12 @@ def run_legs_nb(open_, high, low, close, day, dayidx, square_off, sess, tleft, v
         # 1. Orders waiting for this open: exits, then entries.
         if pending:
             pending = False
-            for e in range(E):
-                b = book[e]
-                if b.exit_reason != NO_ORDER:
-                    if pos[e].legs_open > 0:
-                        k, cash, err = close_position_nb(
-                            e, F_OPEN, i, b.exit_bar, b.exit_reason, b.exit_node, nodes, legs, pos, lst, trades, k,
-                            cash, open_, high, low, close, sess, tleft, vol, exp_sess, exp_day, bar_min, rate, synthetic, bc,
-                            commission, slippage, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
-                        if err != ERR_NONE:
-                            break
-                        n_open -= 1
-                    b.exit_reason = NO_ORDER
-            if err != ERR_NONE:
-                break
-            for e in range(E):
-                b = book[e]
-                if b.entry_bar != NO_ORDER:
-                    sb = b.entry_bar
-                    b.entry_bar = NO_ORDER
-                    if halted or pos[e].legs_open > 0 or last_eq <= 0.0 or (intraday and square_off[i]):
-                        continue
-                    cash, err = open_position_nb(
-                        e, F_OPEN, i, sb, nodes, legs, leg_exp, pos, lst, book, lot_size_exp, cash, open_, high,
-                        low, close, dayidx, sess, tleft, vol, exp_sess, bar_min, rate, step, synthetic, bc, commission,
-                        slippage, ch_strikes, ch_contract, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
-                    if err == ERR_NO_MATCH:  # no strike meets a selector: nothing opens
-                        err = ERR_NONE
-                        continue
-                    if err != ERR_NONE:
-                        break
-                    n_open += 1
+            no_entries = halted or (intraday and square_off[i])
+            k, cash, n_open, err = _fill_orders_nb(
+                F_OPEN, i, no_entries, last_eq, nodes, legs, leg_exp, pos, lst, book,
+                lot_size_exp, trades, k, cash, n_open, open_, high, low, close, dayidx, sess, tleft, vol, exp_sess,
+                exp_day, bar_min, rate, step, synthetic, bc, commission, slippage, ch_strikes, ch_contract, ch_ptr,
+                ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
             if err != ERR_NONE:
                 break
         # 2. Square-off at this open.
@@ -297,36 +272,11 @@ def run_legs_nb(open_, high, low, close, day, dayidx, square_off, sess, tleft, v
                 b.entry_bar = i
                 orders = True
         if orders and fill_at_close:
-            for e in range(E):
-                b = book[e]
-                if b.exit_reason != NO_ORDER:
-                    if pos[e].legs_open > 0:
-                        k, cash, err = close_position_nb(
-                            e, F_CLOSE, i, b.exit_bar, b.exit_reason, b.exit_node, nodes, legs, pos, lst, trades, k,
-                            cash, open_, high, low, close, sess, tleft, vol, exp_sess, exp_day, bar_min, rate,
-                            synthetic, bc, commission, slippage, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
-                        if err != ERR_NONE:
-                            break
-                        n_open -= 1
-                    b.exit_reason = NO_ORDER
-            if err != ERR_NONE:
-                break
-            for e in range(E):
-                b = book[e]
-                if b.entry_bar != NO_ORDER:
-                    b.entry_bar = NO_ORDER
-                    if pos[e].legs_open > 0 or last_eq <= 0.0:
-                        continue
-                    cash, err = open_position_nb(
-                        e, F_CLOSE, i, i, nodes, legs, leg_exp, pos, lst, book, lot_size_exp, cash, open_, high, low,
-                        close, dayidx, sess, tleft, vol, exp_sess, bar_min, rate, step, synthetic, bc, commission,
-                        slippage, ch_strikes, ch_contract, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
-                    if err == ERR_NO_MATCH:  # no strike meets a selector: nothing opens
-                        err = ERR_NONE
-                        continue
-                    if err != ERR_NONE:
-                        break
-                    n_open += 1
+            k, cash, n_open, err = _fill_orders_nb(
+                F_CLOSE, i, False, last_eq, nodes, legs, leg_exp, pos, lst, book, lot_size_exp, trades, k, cash,
+                n_open, open_, high, low, close, dayidx, sess, tleft, vol, exp_sess, exp_day, bar_min, rate, step,
+                synthetic, bc, commission, slippage, ch_strikes, ch_contract, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c,
+                ints, floats)
             if err != ERR_NONE:
                 break
         elif orders:
@@ -369,6 +319,47 @@ def run_legs_nb(open_, high, low, close, day, dayidx, square_off, sess, tleft, v
 
 
 # ---- steps -----------------------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def _fill_orders_nb(field, i, no_entries, last_eq, nodes, legs, leg_exp, pos, lst, book, lot_size_exp, trades, k, cash,
+                    n_open, open_, high, low, close, dayidx, sess, tleft, vol, exp_sess, exp_day, bar_min, rate, step,
+                    synthetic, bc, commission, slippage, ch_strikes, ch_contract, ch_ptr, ch_bar, ch_o, ch_h, ch_l,
+                    ch_c, ints, floats):
+    """Fill the orders of the book at bar i's field (F_OPEN: waiting since the last close;
+    F_CLOSE: "fill": "close"): exits first, then entries (strikes chosen at each signal bar),
+    none when no_entries or the account has no equity left. Returns (k, cash, n_open, ERR_*)."""
+    err = ERR_NONE
+    for e in range(pos.shape[0]):
+        b = book[e]
+        if b.exit_reason != NO_ORDER:
+            if pos[e].legs_open > 0:
+                k, cash, err = close_position_nb(
+                    e, field, i, b.exit_bar, b.exit_reason, b.exit_node, nodes, legs, pos, lst, trades, k, cash,
+                    open_, high, low, close, sess, tleft, vol, exp_sess, exp_day, bar_min, rate, synthetic, bc,
+                    commission, slippage, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
+                if err != ERR_NONE:
+                    return k, cash, n_open, err
+                n_open -= 1
+            b.exit_reason = NO_ORDER
+    for e in range(pos.shape[0]):
+        b = book[e]
+        if b.entry_bar != NO_ORDER:
+            sb = b.entry_bar
+            b.entry_bar = NO_ORDER
+            if no_entries or pos[e].legs_open > 0 or last_eq <= 0.0:
+                continue
+            cash, err = open_position_nb(
+                e, field, i, sb, nodes, legs, leg_exp, pos, lst, book, lot_size_exp, cash, open_, high, low, close,
+                dayidx, sess, tleft, vol, exp_sess, bar_min, rate, step, synthetic, bc, commission, slippage,
+                ch_strikes, ch_contract, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
+            if err == ERR_NO_MATCH:  # no strike meets a selector: nothing opens
+                err = ERR_NONE
+                continue
+            if err != ERR_NONE:
+                return k, cash, n_open, err
+            n_open += 1
+    return k, cash, n_open, err
+
+
 @njit(cache=True, nogil=True)
 def _mark_legs_nb(i, legs, lst, open_, high, low, close, sess, tleft, vol, exp_sess, bar_min, rate, synthetic, bc,
                   ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c):
