@@ -50,7 +50,8 @@ def run_legs_nb(open_, high, low, close, day, dayidx, square_off, sess, tleft, v
     session's close, vol: the surface's ATM level, annual fraction), int64[n] (day, dayidx:
     the run's day index, sess: the exchange session number), bool[n] square_off; signals as
     in core/kernels.run_nb, and the state comparisons that AND into them: conds statecond_dt[M]
-    with cond_ptr int64[E + X + 1] (rows of entry e, then of exit x at E + x); nodes legnode_dt[E], legs leg_dt[L]; leg_exp int64[D, L]: each
+    with cond_ptr int64[E + X + 1] (rows of entry e, then of exit x at E + x); nodes
+    legnode_dt[E], legs leg_dt[L]; leg_exp int64[D, L]: each
     leg's expiry index per day (-1: not listed); exp_sess / exp_day int64[K]; lot_size_exp
     float64[D]; flags int64[3] (fill_at_close, intraday, mode); cfg float64[7] (commission,
     slippage, daily max_loss, daily max_profit, rate, bar minutes, strike step); the chain
@@ -111,15 +112,10 @@ def run_legs_nb(open_, high, low, close, day, dayidx, square_off, sess, tleft, v
         if intraday and square_off[i]:
             squared = True
             if n_open > 0:
-                for e in range(E):
-                    if pos[e].legs_open > 0:
-                        k, cash, err = close_position_nb(
-                            e, F_OPEN, i, i, EXIT_SQUARE_OFF, -1, nodes, legs, pos, lst, trades, k, cash, open_,
-                            high, low, close, sess, tleft, vol, exp_sess, exp_day, bar_min, rate, synthetic, bc,
-                            commission, slippage, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
-                        if err != ERR_NONE:
-                            break
-                        n_open -= 1
+                k, cash, n_open, err = _close_all_nb(
+                    F_OPEN, i, EXIT_SQUARE_OFF, nodes, legs, pos, lst, trades, k, cash, n_open, open_, high, low, close,
+                    sess, tleft, vol, exp_sess, exp_day, bar_min, rate, synthetic, bc, commission, slippage, ch_ptr,
+                    ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
                 if err != ERR_NONE:
                     break
         # 3. Each leg's own stop / target inside the bar.
@@ -181,12 +177,7 @@ def run_legs_nb(open_, high, low, close, day, dayidx, square_off, sess, tleft, v
             if err != ERR_NONE:
                 break
         if (max_loss > 0.0 or max_profit > 0.0) and not halted:
-            eq_now = cash
-            for li in range(L):
-                ls = lst[li]
-                if ls.open != 0:
-                    eq_now += legs[li].side * ls.qty * (ls.mark - ls.entry_price)
-            day_pnl = eq_now - day_eq
+            day_pnl = cash + _open_value_nb(legs, lst) - day_eq
             reason = -1
             if max_loss > 0.0 and day_pnl <= -max_loss:
                 reason = EXIT_DAILY_MAX_LOSS
@@ -197,14 +188,10 @@ def run_legs_nb(open_, high, low, close, day, dayidx, square_off, sess, tleft, v
                 for e in range(E):
                     book[e].entry_bar = NO_ORDER
                     book[e].exit_reason = NO_ORDER
-                    if pos[e].legs_open > 0:
-                        k, cash, err = close_position_nb(
-                            e, F_CLOSE, i, i, reason, -1, nodes, legs, pos, lst, trades, k, cash, open_, high, low,
-                            close, sess, tleft, vol, exp_sess, exp_day, bar_min, rate, synthetic, bc, commission,
-                            slippage, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
-                        if err != ERR_NONE:
-                            break
-                        n_open -= 1
+                k, cash, n_open, err = _close_all_nb(
+                    F_CLOSE, i, reason, nodes, legs, pos, lst, trades, k, cash, n_open, open_, high, low, close,
+                    sess, tleft, vol, exp_sess, exp_day, bar_min, rate, synthetic, bc, commission, slippage, ch_ptr,
+                    ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
                 if err != ERR_NONE:
                     break
         if last_of_day and n_open > 0:
@@ -283,24 +270,14 @@ def run_legs_nb(open_, high, low, close, day, dayidx, square_off, sess, tleft, v
             pending = True
         # The intraday day-end close: a day that ends before its square-off bar.
         if intraday and last_of_day and n_open > 0:
-            for e in range(E):
-                if pos[e].legs_open > 0:
-                    k, cash, err = close_position_nb(
-                        e, F_CLOSE, i, i, EXIT_SQUARE_OFF, -1, nodes, legs, pos, lst, trades, k, cash, open_, high,
-                        low, close, sess, tleft, vol, exp_sess, exp_day, bar_min, rate, synthetic, bc, commission,
-                        slippage, ch_ptr, ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
-                    if err != ERR_NONE:
-                        break
-                    n_open -= 1
+            k, cash, n_open, err = _close_all_nb(
+                F_CLOSE, i, EXIT_SQUARE_OFF, nodes, legs, pos, lst, trades, k, cash, n_open, open_, high, low, close,
+                sess, tleft, vol, exp_sess, exp_day, bar_min, rate, synthetic, bc, commission, slippage, ch_ptr,
+                ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
             if err != ERR_NONE:
                 break
         # 5. Equity at the close.
-        eq = cash
-        if n_open > 0:
-            for li in range(L):
-                ls = lst[li]
-                if ls.open != 0:
-                    eq += legs[li].side * ls.qty * (ls.mark - ls.entry_price)
+        eq = cash + _open_value_nb(legs, lst) if n_open > 0 else cash
         equity[i] = eq
         last_eq = eq
         i += 1
@@ -358,6 +335,35 @@ def _fill_orders_nb(field, i, no_entries, last_eq, nodes, legs, leg_exp, pos, ls
                 return k, cash, n_open, err
             n_open += 1
     return k, cash, n_open, err
+
+
+@njit(cache=True, nogil=True)
+def _close_all_nb(field, i, reason, nodes, legs, pos, lst, trades, k, cash, n_open, open_, high, low, close, sess,
+                  tleft, vol, exp_sess, exp_day, bar_min, rate, synthetic, bc, commission, slippage, ch_ptr, ch_bar,
+                  ch_o, ch_h, ch_l, ch_c, ints, floats):
+    """Close every open position at bar i's field with `reason` (square-off, a daily limit).
+    Returns (k, cash, n_open, ERR_*)."""
+    for e in range(pos.shape[0]):
+        if pos[e].legs_open > 0:
+            k, cash, err = close_position_nb(
+                e, field, i, i, reason, -1, nodes, legs, pos, lst, trades, k, cash, open_, high, low, close, sess,
+                tleft, vol, exp_sess, exp_day, bar_min, rate, synthetic, bc, commission, slippage, ch_ptr,
+                ch_bar, ch_o, ch_h, ch_l, ch_c, ints, floats)
+            if err != ERR_NONE:
+                return k, cash, n_open, err
+            n_open -= 1
+    return k, cash, n_open, ERR_NONE
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _open_value_nb(legs, lst):
+    """Unrealized P&L of the open legs at their marks."""
+    v = 0.0
+    for li in range(lst.shape[0]):
+        ls = lst[li]
+        if ls.open != 0:
+            v += legs[li].side * ls.qty * (ls.mark - ls.entry_price)
+    return v
 
 
 @njit(cache=True, nogil=True)
