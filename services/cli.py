@@ -10,7 +10,6 @@ without a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -135,22 +134,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         from services.engine.daywriter import DayFileWriter
 
         writer = DayFileWriter(out_dir)
+    stream = _JsonTrades(sys.stdout.buffer, plan.name, bt.symbol) if args.json else None
 
     def on_day(day) -> None:
         if writer is not None:
             writer.submit(day)
+        if stream is not None:
+            stream.add(day.trades)
         progress(day)
 
-    result = bt.run(on_day=on_day if (writer or progress.enabled) else None)
-    if writer is not None:
-        writer.close()
+    try:
+        result = bt.run(on_day=on_day if (writer or stream or progress.enabled) else None,
+                        events=writer is not None)
+    finally:
+        if writer is not None:
+            writer.close()
     elapsed = time.perf_counter() - t0
-    if args.json:
-        trades = bt.builder.trade_dicts(result.trades)
-        json.dump(_nan_to_none({"strategy": plan.name, "symbol": result.symbol, "summary": result.summary,
-                                "metrics": result.metrics, "trades": trades, "days": result.daily}),
-                  sys.stdout, allow_nan=False)
-        sys.stdout.write("\n")
+    if stream is not None:
+        stream.finish(result)
     else:
         _print_report(result, elapsed)
         if out_dir is not None:
@@ -158,14 +159,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _nan_to_none(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_nan_to_none(v) for v in obj]
-    return obj
+class _JsonTrades:
+    """`--json`: one JSON object, written as the run goes — strategy and symbol, then each
+    day's trades as they are formatted, then the calendar rows, summary and metrics (known at
+    the end). NaN metrics are null."""
+
+    def __init__(self, out, strategy: str, symbol: str):
+        import orjson
+
+        self._dumps = orjson.dumps
+        self.out = out
+        self.first = True
+        out.write(b'{"strategy":' + orjson.dumps(strategy) + b',"symbol":' + orjson.dumps(symbol) + b',"trades":[')
+
+    def add(self, trades: list[dict]) -> None:
+        if not trades:
+            return
+        body = self._dumps(trades)
+        self.out.write(body[1:-1] if self.first else b"," + body[1:-1])
+        self.first = False
+
+    def finish(self, result) -> None:
+        d = self._dumps
+        self.out.write(b'],"days":' + d(result.daily) + b',"summary":' + d(result.summary) + b',"metrics":'
+                       + d(result.metrics) + b"}\n")
+        self.out.flush()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,16 +9,23 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
-import gzip
 import json
 import os
 import sys
-import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-TEMP_SUFFIX = ".tmp"  # temp files look like `.<name>.<random>.tmp`; sweepers may remove them
+import orjson
+from isal import igzip
+
+TEMP_SUFFIX = ".tmp"  # temp files look like `.<name>.<pid>-<thread>.tmp`; sweepers may remove them
+# Day files are gzipped by ISA-L (python-isal): standard gzip, ~4x faster than zlib at the
+# sizes chosen here. Level 1 by measurement (`make bench`, section `output`: 2,463 days of a
+# 50 k-trade run, 75 MB of JSON): ISA-L level 1 12.8 MB in 0.13 s; zlib level 5 (the old
+# choice) 10.3 MB in 0.58 s, level 1 12.5 MB in 0.43 s; ISA-L level 0 15.8 MB in 0.10 s.
+GZIP_LEVEL = 1
 
 
 def write_atomic(path: Path, data: bytes, *, fsync: bool = True) -> int:
@@ -28,7 +35,16 @@ def write_atomic(path: Path, data: bytes, *, fsync: bool = True) -> int:
     happens after the data is in the OS), but a power cut may lose it.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    # The temp name is this process's and thread's own: one thread writes one file at a time,
+    # so nothing else can be using it (a leftover of a crashed process with a reused pid is
+    # removed first). A random name (tempfile.mkstemp) cost as much as the write itself.
+    tmp = path.parent / f".{path.name}.{os.getpid()}-{threading.get_ident()}{TEMP_SUFFIX}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        fd = os.open(tmp, flags, 0o600)
+    except FileExistsError:
+        os.unlink(tmp)
+        fd = os.open(tmp, flags, 0o600)
     try:
         try:
             view = memoryview(data)
@@ -93,19 +109,29 @@ def _syncfs() -> Callable[[int], int] | None:
 
 
 def dumps_json(obj: Any, *, indent: int | None = None) -> bytes:
-    """JSON as UTF-8 bytes; compact unless `indent` is given. NaN/inf are refused (not JSON)."""
-    separators = (",", ":") if indent is None else (",", ": ")
+    """JSON as UTF-8 bytes; compact unless `indent` is given.
+
+    Compact JSON is orjson's (the same bytes as the standard library's compact, non-ASCII
+    output, ~7x faster), which writes NaN and ±inf as null: JSON has no such numbers. The
+    indented form (metadata for people) refuses them instead.
+    """
+    if indent is None:
+        return orjson.dumps(obj)
     return json.dumps(obj, ensure_ascii=False, allow_nan=False, indent=indent,
-                      separators=separators).encode("utf-8")
+                      separators=(",", ": ")).encode("utf-8")
 
 
-def gzip_json(obj: Any, *, level: int = 5) -> bytes:
-    """Gzipped compact JSON. mtime=0 so equal documents give equal bytes (cacheable, testable)."""
-    # Level 5 compresses JSON within a few percent of level 9 at about twice the speed.
-    return gzip.compress(dumps_json(obj), compresslevel=level, mtime=0)
+def gzip_bytes(data: bytes, *, level: int = GZIP_LEVEL) -> bytes:
+    """Gzip `data` (ISA-L; lets go of the GIL). mtime=0: equal input, equal bytes."""
+    return igzip.compress(data, compresslevel=level, mtime=0)
 
 
-def write_json_gz_atomic(path: Path, obj: Any, *, level: int = 5, fsync: bool = True) -> int:
+def gzip_json(obj: Any, *, level: int = GZIP_LEVEL) -> bytes:
+    """Gzipped compact JSON (equal documents give equal bytes: cacheable, testable)."""
+    return gzip_bytes(dumps_json(obj), level=level)
+
+
+def write_json_gz_atomic(path: Path, obj: Any, *, level: int = GZIP_LEVEL, fsync: bool = True) -> int:
     """Write `obj` as gzipped JSON atomically; return the compressed size in bytes."""
     return write_atomic(path, gzip_json(obj, level=level), fsync=fsync)
 

@@ -8,20 +8,20 @@ files do: diagnostics are written first and trades_daily last, each atomically.
 from __future__ import annotations
 
 import datetime as _dt
-import gzip
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic import fsync_dir, write_json_gz_atomic
+import orjson
+from isal import igzip
+
+from .atomic import GZIP_LEVEL, fsync_dir, write_json_gz_atomic
 from .errors import NotFound
 
 DAYS_DIR = "days"
 TRADES_DAILY = "trades_daily.json.gz"
 DIAGNOSTICS = "diagnostics_export.json.gz"
-GZIP_LEVEL = 5
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -124,8 +124,8 @@ def list_days(backtest_dir: Path) -> list[str]:
 
 
 def _read_json_gz(path: Path) -> dict[str, Any]:
-    with gzip.open(path, "rb") as fh:
-        obj = json.loads(fh.read())
+    with open(path, "rb") as fh:
+        obj = orjson.loads(igzip.decompress(fh.read()))
     if not isinstance(obj, dict):
         raise ValueError(f"{path} does not hold a JSON object")
     return obj

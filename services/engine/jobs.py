@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
-from google.protobuf import json_format
+from google.protobuf import json_format, timestamp_pb2
 
 from hindsight.v1 import backtest_service_pb2 as pb
 from hindsight.v1 import results_pb2
@@ -29,6 +29,7 @@ from services.engine.core.backtest import Backtest, DayResult, RunError, RunSett
 from services.engine.core.catalog import Catalog
 from services.engine.core.spec import StrategyPlan
 from services.engine.settings import EngineSettings
+from services.engine.wire import varint
 from storage import (CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING, BacktestRecord, LocalStore, LogClosed,
                      NotFound)
 
@@ -40,6 +41,8 @@ STATUS_ENUM = {QUEUED: pb.BACKTEST_STATUS_QUEUED, RUNNING: pb.BACKTEST_STATUS_RU
 STATUS_NAME = {v: k for k, v in STATUS_ENUM.items()}
 # Threads writing day files, shared by all running backtests.
 DAY_WRITERS = 2
+# BacktestEvent.event_id: field 1, wire type 0 (varint).
+_EVENT_ID_TAG = b"\x08"
 # Days a backtest may compute ahead of what it has published.
 MAX_BACKLOG_DAYS = 16
 
@@ -103,18 +106,24 @@ class Publisher:
         self.error: BaseException | None = None
 
     def append(self, events: list[pb.BacktestEvent], sync: bool = False) -> int:
-        """Stamp ids and times, append durably-to-the-OS, then wake readers. Returns the last id."""
-        if not events:
+        """Stamp ids and times, append durably-to-the-OS, then wake readers. Returns the last id.
+        The events carry only their kind (event_id, backtest_id and emitted_at unset)."""
+        return self.append_bodies([e.SerializeToString() for e in events], sync)
+
+    def append_bodies(self, bodies: list[bytes], sync: bool = False) -> int:
+        """append() of events already serialized (each a BacktestEvent with only its kind set).
+
+        The log's bytes are the event's id, this backtest's id and the time (fields 1-3,
+        serialized here once per batch) followed by the body (a field numbered 10 and up):
+        the same bytes as serializing the whole message, without re-encoding the body.
+        """
+        if not bodies:
             return self.log.last_id
         next_id = self.log.last_id + 1
         now = time.time()
-        payloads = []
-        for k, e in enumerate(events):
-            e.event_id = next_id + k
-            e.backtest_id = self.backtest_id
-            e.emitted_at.FromSeconds(int(now))
-            e.emitted_at.nanos = int((now % 1) * 1e9)
-            payloads.append(e.SerializeToString())
+        stamp = pb.BacktestEvent(backtest_id=self.backtest_id, emitted_at=timestamp_pb2.Timestamp(
+            seconds=int(now), nanos=int((now % 1) * 1e9))).SerializeToString()
+        payloads = [_EVENT_ID_TAG + varint(next_id + k) + stamp + body for k, body in enumerate(bodies)]
         last = self.log.append_batch(payloads)
         if sync and self._fsync:
             self.log.sync()
@@ -344,8 +353,7 @@ class JobManager:
         def publish_day(day: DayResult, files: Future[int]) -> None:
             size = files.result()  # a day's files exist before any event announces the day
             written.append(day.date)
-            events = ev.day_events(day, totals, has_detail_data=True)
-            pub.append(events, sync=False)
+            pub.append_bodies(ev.day_event_bodies(day, totals, has_detail_data=True), sync=False)
             job.daily.append({"date": day.date, "trades": len(day.trades), "pnl": day.summary["total_pnl"],
                               "equity": f"{day.equity:.2f}", "has_data": True,
                               "file_size_kb": round(size / 1024.0, 2),

@@ -28,6 +28,7 @@ from services.engine.core.spec import Problem, SpecError, compile_strategy
 from services.engine.hub import StreamHub
 from services.engine.jobs import STATUS_ENUM, STATUS_NAME, JobManager, QueueFull, metrics_message
 from services.engine.settings import EngineSettings
+from services.engine.wire import length_delimited
 from storage import COMPLETED, LocalStore, LogClosed, NotFound
 
 SERVICE_NAME = "hindsight.v1.BacktestService"
@@ -476,15 +477,6 @@ async def _zip_bodies(chunks) -> AsyncIterator[httpbody_pb2.HttpBody]:
         yield httpbody_pb2.HttpBody(content_type="application/zip", data=chunk)
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 # Field 1 (BacktestEventBatch.events), wire type 2 (length-delimited).
 _EVENTS_TAG = b"\x0a"
 
@@ -496,7 +488,7 @@ def batch_bytes(page: list[tuple[int, bytes]], max_bytes: int) -> Iterable[bytes
     parts: list[bytes] = []
     size = 0
     for _, payload in page:
-        framed = _EVENTS_TAG + _varint(len(payload)) + payload
+        framed = length_delimited(_EVENTS_TAG, payload)
         if parts and size + len(framed) > max_bytes:
             yield b"".join(parts)
             parts, size = [], 0

@@ -39,9 +39,28 @@ def test_failed_replace_keeps_old_file_and_leaves_no_temp(tmp_path: Path,
 def test_unserializable_object_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         write_json_gz_atomic(tmp_path / "x.json.gz", {"bad": object()})
-    with pytest.raises(ValueError):
-        write_json_gz_atomic(tmp_path / "x.json.gz", {"nan": float("nan")})
+    with pytest.raises(ValueError):  # metadata (indented, for people) refuses NaN
+        write_json_atomic(tmp_path / "m.json", {"nan": float("nan")})
     assert os.listdir(tmp_path) == []
+
+
+def test_compact_json_writes_non_finite_numbers_as_null(tmp_path: Path) -> None:
+    # Day files are orjson's: JSON has no NaN/Infinity, so they are null (not an error that
+    # would fail a run over one undefined value).
+    write_json_gz_atomic(tmp_path / "x.json.gz", {"nan": float("nan"), "inf": float("-inf"), "x": 1.5})
+    assert json.loads(gzip.decompress((tmp_path / "x.json.gz").read_bytes())) == {"nan": None, "inf": None, "x": 1.5}
+
+
+def test_temp_file_of_a_crashed_writer_is_replaced(tmp_path: Path) -> None:
+    import threading
+
+    target = tmp_path / "a.json.gz"
+    stale = tmp_path / f".a.json.gz.{os.getpid()}-{threading.get_ident()}.tmp"
+    stale.write_bytes(b"half a file from a process that died" * 100)
+    write_json_gz_atomic(target, {"a": 1})
+    assert json.loads(gzip.decompress(target.read_bytes())) == {"a": 1}
+    assert os.listdir(tmp_path) == ["a.json.gz"]
+    assert (target.stat().st_mode & 0o777) == 0o600  # private to the store's owner
 
 
 def test_json_gz_roundtrip_and_deterministic(tmp_path: Path) -> None:

@@ -37,6 +37,19 @@ def money(x: float) -> str:
     return "0.00" if s == "-0.00" else s
 
 
+_FORMAT_MONEY = "{:.2f}".format
+
+
+def money_list(values: np.ndarray) -> list[str]:
+    """money() of every value of a float array, formatted in one pass."""
+    values = np.asarray(values, np.float64)
+    out = list(map(_FORMAT_MONEY, values.tolist()))
+    for k in np.flatnonzero((values <= 0.0) & (values > -0.01)).tolist():  # the ones that may read "-0.00"
+        if out[k] == "-0.00":
+            out[k] = "0.00"
+    return out
+
+
 class TimeFormatter:
     """Exchange-local ISO 8601 strings with UTC offset for bar indexes.
 
@@ -56,6 +69,8 @@ class TimeFormatter:
         self._offsets: dict[int, str] = {}
         self._dates: dict[int, str] = {}
         self._times: dict[int, str] = {}
+        self._compact_dates: dict[int, str] = {}
+        self._compact_times: dict[int, str] = {}
 
     def _offset(self, minutes: int) -> str:
         s = self._offsets.get(minutes)
@@ -83,12 +98,39 @@ class TimeFormatter:
                 + self._offset(int(self._offset_min[i])))
 
     def many(self, idx: np.ndarray) -> list[str]:
-        return [self.iso(i) for i in np.asarray(idx).tolist()]
+        """iso() of many bars at once: the parts are looked up column by column."""
+        idx = np.asarray(idx, np.int64)
+        if not len(idx):
+            return []
+        days, sods, offs = self._parts(idx)
+        d, t, o = self._dates, self._times, self._offsets
+        return [d[a] + "T" + t[b] + o[c] for a, b, c in zip(days, sods, offs)]
+
+    def compact_many(self, idx: np.ndarray) -> list[str]:
+        """compact() of many bars at once."""
+        idx = np.asarray(idx, np.int64)
+        if not len(idx):
+            return []
+        days, sods, _ = self._parts(idx)
+        d, t = self._compact_dates, self._compact_times
+        return [d[a] + "_" + t[b] for a, b in zip(days, sods)]
+
+    def _parts(self, idx: np.ndarray) -> tuple[list[int], list[int], list[int]]:
+        """Day, second-of-day and offset of bars `idx` as lists, every one's string cached."""
+        days, sods, offs = self._day[idx], self._sod[idx], self._offset_min[idx]
+        for x in np.unique(days).tolist():
+            if x not in self._compact_dates:
+                self._compact_dates[x] = self._date(x).replace("-", "")
+        for x in np.unique(sods).tolist():
+            if x not in self._compact_times:
+                self._compact_times[x] = self._time(x).replace(":", "")
+        for x in np.unique(offs).tolist():
+            self._offset(x)
+        return days.tolist(), sods.tolist(), offs.tolist()
 
     def compact(self, i: int) -> str:
         """'20241024_094428' for execution ids."""
-        return (self._date(int(self._day[i])).replace("-", "") + "_"
-                + self._time(int(self._sod[i])).replace(":", ""))
+        return self.compact_many(np.array([i]))[0]
 
 
 def exit_reason_name(plan: StrategyPlan, t) -> str:
@@ -308,6 +350,21 @@ def day_summary(trades: list[dict]) -> dict:
         "losing_trades": losses,
         "win_rate": money(100.0 * wins / len(trades) if trades else 0.0),
         "commission": money(sum(float(t["commission"]) for t in trades)),
+    }
+
+
+def day_summary_from(pnl: list[str], commission: list[str]) -> dict:
+    """day_summary() from the trades' pnl and commission strings (the same sums, in order)."""
+    pnls = [float(p) for p in pnl]
+    n = len(pnls)
+    wins = sum(1 for p in pnls if p > 0)
+    return {
+        "total_trades": n,
+        "total_pnl": money(sum(pnls)),
+        "winning_trades": wins,
+        "losing_trades": sum(1 for p in pnls if p < 0),
+        "win_rate": money(100.0 * wins / n if n else 0.0),
+        "commission": money(sum(float(c) for c in commission)),
     }
 
 
