@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from isal import igzip
 
-from .atomic import GZIP_LEVEL, fsync_dir, write_json_gz_atomic
+from .atomic import dumps_json, fsync_dir, gzip_bytes, write_atomic
 from .errors import NotFound
 
 DAYS_DIR = "days"
@@ -53,8 +53,11 @@ def day_dir(backtest_dir: Path, date: str) -> Path:
     return Path(backtest_dir) / DAYS_DIR / check_date(date)
 
 
-def write_day(backtest_dir: Path, date: str, trades_daily: dict[str, Any],
-              diagnostics: dict[str, Any], *, fsync: bool = True) -> int:
+Document = dict[str, Any] | bytes  # a day file's document, or its compact JSON already encoded
+
+
+def write_day(backtest_dir: Path, date: str, trades_daily: Document,
+              diagnostics: Document, *, fsync: bool = True) -> int:
     """Write (or replace) one day's two files; return their total size in bytes.
 
     The backtest directory must exist (`NotFound` otherwise): a day written for a backtest
@@ -70,11 +73,13 @@ def write_day(backtest_dir: Path, date: str, trades_daily: dict[str, Any],
         raise NotFound(f"backtest directory {backtest_dir} does not exist") from None
 
 
-def write_day_files(directory: Path, trades_daily: dict[str, Any], diagnostics: dict[str, Any],
+def write_day_files(directory: Path, trades_daily: Document, diagnostics: Document,
                     *, fsync: bool = True, parents: bool = True) -> int:
     """Write the two files into `directory` (made if missing); return their total size.
 
     The layout-free half of `write_day`, for writers that choose the directory themselves.
+    Writers on other threads are best given encoded JSON (`dumps_json`): encoding holds the
+    GIL, gzip and the file-system calls do not.
     """
     directory = Path(directory)
     try:
@@ -82,14 +87,16 @@ def write_day_files(directory: Path, trades_daily: dict[str, Any], diagnostics: 
         created = True
     except FileExistsError:
         created = False
-    total = write_json_gz_atomic(directory / DIAGNOSTICS, diagnostics, level=GZIP_LEVEL,
-                                 fsync=fsync)
-    total += write_json_gz_atomic(directory / TRADES_DAILY, trades_daily, level=GZIP_LEVEL,
-                                  fsync=fsync)
+    total = write_atomic(directory / DIAGNOSTICS, _gzipped(diagnostics), fsync=fsync)
+    total += write_atomic(directory / TRADES_DAILY, _gzipped(trades_daily), fsync=fsync)
     if created and fsync:
         # A new directory is an entry of its parent; make that entry durable too.
         fsync_dir(directory.parent)
     return total
+
+
+def _gzipped(doc: Document) -> bytes:
+    return gzip_bytes(doc if isinstance(doc, bytes) else dumps_json(doc))
 
 
 def day_files(backtest_dir: Path, date: str) -> DayFiles:

@@ -162,9 +162,10 @@ class LocalStore:
                 self._recent.popitem(last=False)
             return log
 
-    def write_day(self, backtest_id: str, date: str, trades_daily: dict[str, Any],
-                  diagnostics: dict[str, Any], *, fsync: bool | None = None) -> int:
-        """Atomic write of one day's files; `fsync=False` defers durability to `sync_days`."""
+    def write_day(self, backtest_id: str, date: str, trades_daily: dayfiles.Document,
+                  diagnostics: dayfiles.Document, *, fsync: bool | None = None) -> int:
+        """Atomic write of one day's files (documents, or their JSON already encoded);
+        `fsync=False` defers durability to `sync_days`."""
         return dayfiles.write_day(self.backtest_dir(backtest_id), date, trades_daily,
                                   diagnostics, fsync=self._fsync if fsync is None else fsync)
 

@@ -1,9 +1,9 @@
 """Write each finished day's two result files off the engine's thread.
 
-json encoding holds the GIL but gzip and the file-system calls do not, so two background
-threads overlap the compression and the disk writes with the next days' computation and with
-each other (on this project's 2-core machine, 2,463 days' files: 2.35-2.7 s with one thread,
-1.8-2.0 s with two, 2.1-2.4 s with four).
+JSON encoding holds the GIL, gzip and the file-system calls do not: the caller encodes (orjson,
+fast) and two background threads compress and write, overlapping the next days' computation
+and each other. Encoding on the writer threads instead made the engine's thread wait for the
+GIL each time a numpy call let go of it (a switch interval, ~5 ms, per wait).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from storage.atomic import dumps_json
 from storage.dayfiles import write_day_files
 
 
@@ -27,8 +28,8 @@ class DayFileWriter:
 
     def submit(self, day) -> None:
         # An export for people: atomic (no half-written file), but no fsync per file.
-        fut = self._pool.submit(write_day_files, self.root / day.date, day.trades_daily(), day.diagnostics_export(),
-                                fsync=False)
+        fut = self._pool.submit(write_day_files, self.root / day.date, dumps_json(day.trades_daily()),
+                                dumps_json(day.diagnostics_export()), fsync=False)
         fut.add_done_callback(lambda f, d=day.date: self.sizes.__setitem__(d, f.result()) if not f.exception() else None)
         self._pending.append(fut)
         if len(self._pending) >= self._max_pending:  # bound memory: wait for the oldest half

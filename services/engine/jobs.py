@@ -32,6 +32,7 @@ from services.engine.settings import EngineSettings
 from services.engine.wire import varint
 from storage import (CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING, BacktestRecord, LocalStore, LogClosed,
                      NotFound)
+from storage.atomic import dumps_json
 
 log = logging.getLogger("hindsight.engine.jobs")
 
@@ -342,13 +343,13 @@ class JobManager:
 
         written: list[str] = []
 
-        def write_files(day: DayResult) -> int:
+        def write_files(day: DayResult, trades_daily: bytes, diagnostics: bytes) -> int:
             # Atomic now, durable at the end (sync_days): an fsync per file would cost more
             # than the backtest. A power cut mid-run leaves the run unfinished in the index,
             # and the next engine closes it as failed.
             if pub.error is not None:
                 return 0  # the run has already failed: its later days are never published
-            return self.store.write_day(bid, day.date, day.trades_daily(), day.diagnostics_export(), fsync=False)
+            return self.store.write_day(bid, day.date, trades_daily, diagnostics, fsync=False)
 
         def publish_day(day: DayResult, files: Future[int]) -> None:
             size = files.result()  # a day's files exist before any event announces the day
@@ -371,7 +372,9 @@ class JobManager:
             # Files for several days are written at once (gzip and the file system calls let
             # go of the GIL); the publisher appends each day's events in order, once its files
             # are complete.
-            files = self._writers.submit(write_files, day)
+            # Encoded here (holds the GIL; the writers' gzip and file calls do not).
+            files = self._writers.submit(write_files, day, dumps_json(day.trades_daily()),
+                                         dumps_json(day.diagnostics_export()))
             pub.submit(lambda: publish_day(day, files))
 
         # Stop computing once publishing has failed (a day's files could not be written, say):

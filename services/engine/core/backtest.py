@@ -9,6 +9,7 @@ it, the CLI prints and writes day files. Without a callback the kernel runs in o
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Callable
@@ -351,33 +352,41 @@ class Backtest:
                 cols = builder.columns(recs, events=events)
                 cuts = np.searchsorted(recs["exit_bar"], self.day_starts[d:d_end + 1], side="left").tolist()
                 cuts[-1] = len(recs)
+                by_node = [np.flatnonzero(recs["node"] == n).tolist() for n in range(len(self.plan.entries))]
                 for k, day in enumerate(range(d, d_end)):
                     if k and should_stop is not None and should_stop():
                         parts.append(recs[:cuts[k]])
                         return True, done
                     i, j = cuts[k], cuts[k + 1]
-                    open_now = self._open_at(day, recs, j, state, day == d_end - 1)
+                    open_now = self._open_at(day, recs, by_node, j, state, day == d_end - 1)
                     on_day(self._block_day_result(day, cols, i, j, open_now, emitted, events))
                     done += 1
             parts.append(recs)
             d = d_end
         return False, done
 
-    def _open_at(self, d: int, recs: np.ndarray, j: int, state, block_end: bool) -> list[tuple[int, np.void]]:
-        """Positions open at the close of day d, by entry node: the state's at a block's end;
-        within a block, the ones a later record of the block closes, or the state still holds,
-        that had filled by then (a node holds one position at a time)."""
+    def _open_at(self, d: int, recs: np.ndarray, by_node: list[list[int]], j: int, state,
+                 block_end: bool) -> list[tuple[int, np.void]]:
+        """Positions open at the close of day d, by entry node: the state's at a block's end.
+        Within a block (records in close order, j = the first closed after day d): a node's
+        next record after j if it had filled by then (a node holds one position at a time),
+        else the position the state still holds, if it had."""
         if block_end:
             return self._open_positions(state, 0)
         close_bar = int(self.day_starts[d + 1]) - 1
-        later = recs[j:]
-        held = later[later["entry_bar"] <= close_bar]
-        found: dict[int, np.void] = {int(t["node"]): t for t in held}
         pos = state.positions
-        for k in range(len(pos)):
-            if k not in found and pos[k]["qty"] != 0 and pos[k]["entry_bar"] <= close_bar:
-                found[k] = pos[k]
-        return sorted(found.items())
+        found = []
+        for node, idx in enumerate(by_node):
+            # bisect on lists: numpy calls that let go of the GIL wait to get it back while the
+            # day-file threads hold it.
+            k = bisect_left(idx, j)
+            if k < len(idx):
+                rec = recs[idx[k]]
+                if rec["entry_bar"] <= close_bar:
+                    found.append((node, rec))
+            elif pos[node]["qty"] != 0 and pos[node]["entry_bar"] <= close_bar:
+                found.append((node, pos[node]))
+        return found
 
     def _block_day_result(self, d: int, cols, i: int, j: int, open_now, emitted: set[str],
                           with_events: bool) -> DayResult:

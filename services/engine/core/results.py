@@ -117,16 +117,15 @@ class TimeFormatter:
 
     def _parts(self, idx: np.ndarray) -> tuple[list[int], list[int], list[int]]:
         """Day, second-of-day and offset of bars `idx` as lists, every one's string cached."""
-        days, sods, offs = self._day[idx], self._sod[idx], self._offset_min[idx]
-        for x in np.unique(days).tolist():
-            if x not in self._compact_dates:
-                self._compact_dates[x] = self._date(x).replace("-", "")
-        for x in np.unique(sods).tolist():
-            if x not in self._compact_times:
-                self._compact_times[x] = self._time(x).replace(":", "")
-        for x in np.unique(offs).tolist():
+        days, sods, offs = self._day[idx].tolist(), self._sod[idx].tolist(), self._offset_min[idx].tolist()
+        # set(), not np.unique: this is called for a handful of bars at a time too.
+        for x in set(days).difference(self._compact_dates):
+            self._compact_dates[x] = self._date(x).replace("-", "")
+        for x in set(sods).difference(self._compact_times):
+            self._compact_times[x] = self._time(x).replace(":", "")
+        for x in set(offs).difference(self._offsets):
             self._offset(x)
-        return days.tolist(), sods.tolist(), offs.tolist()
+        return days, sods, offs
 
     def compact(self, i: int) -> str:
         """'20241024_094428' for execution ids."""
