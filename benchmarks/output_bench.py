@@ -24,6 +24,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SMA = REPO / "examples" / "strategies" / "sma_cross.json"
+# The code before the columnar output path (issue 9), measured in the same run for "today's"
+# figures (time and peak memory). HINDSIGHT_BENCH_BASELINE= (empty) skips it.
+BASELINE = os.environ.get("HINDSIGHT_BENCH_BASELINE", "350dc6f")
 
 # Peak memory of a child process: run it under this wrapper, which prints its child's maxrss.
 _PEAK = ("import resource, subprocess, sys; "
@@ -48,10 +51,10 @@ print(len(trades))
 """
 
 
-def _timed(cmd: list[str], env: dict, stdout=None) -> tuple[float, float]:
+def _timed(cmd: list[str], env: dict, cwd: Path = REPO) -> tuple[float, float]:
     """(wall seconds, peak MB) of one process."""
     t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-c", _PEAK, sys.executable, *cmd], cwd=REPO, env=env, capture_output=True,
+    p = subprocess.run([sys.executable, "-c", _PEAK, sys.executable, *cmd], cwd=cwd, env=env, capture_output=True,
                        text=True)
     wall = time.perf_counter() - t0
     if p.returncode:
@@ -96,6 +99,7 @@ def run(data_dir: Path) -> dict:
     n_bars = _write_parquet(data_dir, data)
     base = ["-m", "services.cli", "run", "--data", str(data), "--strategy", str(SMA), "--commission-pct", "0"]
     out: dict = {"bars": n_bars}
+    baseline = _baseline_tree(work) if BASELINE else None
     try:
         _timed(base, env)  # warm numba's cache and the page cache
         p = subprocess.run([sys.executable, *base, "--json"], cwd=REPO, env=env, capture_output=True, check=True)
@@ -104,6 +108,9 @@ def run(data_dir: Path) -> dict:
         out["trades"] = trades
         out["json_mb"] = len(p.stdout) / 1e6
         runs: dict[str, list[tuple[float, float]]] = {"summary": [], "out": [], "json": [], "vectorbt": []}
+        if baseline is not None:
+            runs.update({"before_out": [], "before_json": []})
+            _timed(base, env, cwd=baseline)  # its own numba cache
         vbt_csv = work / "vectorbt_trades.csv"
         subprocess.run([sys.executable, "-c", _VECTORBT, str(data), str(vbt_csv)], cwd=REPO, env=env,
                        capture_output=True, check=True)  # compile vectorbt's numba functions once
@@ -114,6 +121,9 @@ def run(data_dir: Path) -> dict:
             runs["out"].append(_timed(base + ["--out", str(work / f"days{k}")], env))
             runs["json"].append(_timed(base + ["--json"], env))
             runs["vectorbt"].append(_timed(["-c", _VECTORBT, str(data), str(vbt_csv)], env))
+            if baseline is not None:
+                runs["before_out"].append(_timed(base + ["--out", str(work / f"before{k}")], env, cwd=baseline))
+                runs["before_json"].append(_timed(base + ["--json"], env, cwd=baseline))
         vbt_trades = sum(1 for _ in vbt_csv.open()) - 1
         for kind, values in runs.items():
             out[f"{kind}_s"] = min(w for w, _ in values)
@@ -125,8 +135,18 @@ def run(data_dir: Path) -> dict:
         out["day_dirs"] = len(list((work / "days2").iterdir()))
         out["gzip"] = _gzip_levels(work / "days2")
     finally:
+        if baseline is not None:
+            subprocess.run(["git", "worktree", "remove", "--force", str(baseline)], cwd=REPO, capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
     return out
+
+
+def _baseline_tree(work: Path) -> Path | None:
+    """A checkout of BASELINE (git worktree), or None where there is no git history."""
+    tree = work / "baseline"
+    p = subprocess.run(["git", "worktree", "add", "--detach", str(tree), BASELINE], cwd=REPO, capture_output=True,
+                       text=True)
+    return tree if p.returncode == 0 else None
 
 
 if __name__ == "__main__":

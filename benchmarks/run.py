@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 STRATEGIES = REPO / "examples" / "strategies"
-SECTIONS = ("kernel", "memory", "perbar", "cli", "service", "gateway", "options")
+SECTIONS = ("kernel", "memory", "perbar", "cli", "output", "service", "gateway", "dashboard", "options")
 
 
 def _peak_mb() -> float:
@@ -283,6 +283,24 @@ async def _service(args) -> dict:
             out["one_year_trades"] = last.backtest_completed.overall_summary.total_trades
             out["one_year_bars"] = r.total_days * 375
 
+            # Ten years of the SMA crossover without fees (~50 k trades, ~106 k events): Start →
+            # the terminal event in the engine's log, and as a client streaming it sees it.
+            sma = json_format.Parse((STRATEGIES / "sma_cross.json").read_text(), strategy_pb2.Strategy())
+            sma.execution.commission_pct = 0
+            decade, decade_client = [], []
+            for _ in range(2):
+                t0 = time.perf_counter()
+                r = await stub.StartBacktest(pb.StartBacktestRequest(strategy=sma, symbol="SIM-NIFTY"))
+                n, last = await drain_batches(r.backtest_id)
+                decade_client.append(time.perf_counter() - t0)
+                assert last.WhichOneof("event") == "backtest_completed"
+                bt = await stub.GetBacktest(pb.GetBacktestRequest(backtest_id=r.backtest_id, omit_days=True))
+                decade.append((bt.finished_at.ToNanoseconds() - bt.created_at.ToNanoseconds()) / 1e9)
+            out["ten_year_s"] = min(decade)
+            out["ten_year_client_s"] = min(decade_client)
+            out["ten_year_events"] = n
+            out["ten_year_trades"] = last.backtest_completed.overall_summary.total_trades
+
             big = await start("2024-01-01", "2024-03-31", tick_interval=1)
             total, _ = await drain(big.backtest_id)
             for key, read in (("replay_events_per_s", drain_batches), ("replay_per_message_events_per_s", drain)):
@@ -320,6 +338,25 @@ def section_gateway(args) -> dict:
     return run(_data_dir())
 
 
+def section_output(args) -> dict:
+    from benchmarks.output_bench import run
+
+    out = run(_data_dir())
+    if out.get("before_out_peak_mb"):
+        out["out_peak_vs_before"] = out["out_peak_mb"] / out["before_out_peak_mb"]
+        out["json_peak_vs_before"] = out["json_peak_mb"] / out["before_json_peak_mb"]
+    out["peak_mb"] = _peak_mb()
+    return out
+
+
+def section_dashboard(args) -> dict:
+    from benchmarks.dashboard_bench import run
+
+    out = run(_data_dir())
+    out["peak_mb"] = _peak_mb()
+    return out
+
+
 def section_options(args) -> dict:
     from benchmarks.options_bench import run
 
@@ -337,14 +374,23 @@ TARGETS = [
     ("perbar", "speedup", ">=", 100, "per bar vs backtesting.py SmaCross, 100k-bar slice"),
     ("cli", "warm_s", "<=", 3, "`hindsight run` SMA cross on all of SIM-NIFTY with day files, warm, s"),
     ("cli", "startup_s", "<=", 1, "a fresh process starts computing (numba cache), s (whole 1-day run)"),
+    ("output", "out_s", "<=", 2.0, "`hindsight run` SMA no fees (~50k trades, 900k bars) with day files (--out), s"),
+    ("output", "json_s", "<=", 2.0, "`hindsight run` ... --json (every trade on stdout), s"),
+    ("output", "out_us_per_trade", "<=", 15, "  output cost per trade, day files: (--out - summary only) / trades, us"),
+    ("output", "json_us_per_trade", "<=", 15, "  output cost per trade, --json, us"),
+    ("output", "out_peak_vs_before", "<=", 1.0, "  peak memory --out / before the columnar path (same run)"),
+    ("output", "json_peak_vs_before", "<=", 1.0, "  peak memory --json / before the columnar path (same run)"),
+    ("output", "speedup_vs_vectorbt", ">=", 3, "whole process with day files vs vectorbt's (import, load, compute, CSV)"),
     ("service", "start_to_first_event_ms_p50", "<=", 50, "StartBacktest → first event, ms (p50)"),
     ("service", "one_year_s", "<=", 1, "one-year 1-minute backtest, day files + events written, s"),
     ("service", "one_year_client_s", "<=", 1, "  ... until a client streaming it (StreamBacktestBatches) has its last event, s"),
+    ("service", "ten_year_s", "<=", 2.5, "10-year SMA no fees via the service: Start → terminal event in the log, s"),
     ("service", "replay_events_per_s", ">=", 50_000, "replay of a stored stream to one client (StreamBacktestBatches), events/s"),
     ("service", "readers_100_all_complete", "==", True, "100 concurrent readers of one backtest all complete"),
     ("gateway", "sse_events_per_s", ">=", 20_000, "SSE through the gateway to one client, events/s"),
     ("gateway", "sse_200_identical", "==", True, "200 concurrent EventSource clients get the identical sequence"),
     ("gateway", "get_overhead_ms_p50", "<=", 2, "gateway overhead on GetBacktest vs direct gRPC, ms (p50)"),
+    ("gateway", "get_raw_overhead_ms_p50", "<=", 1, "  ... with a minimal keep-alive HTTP client instead of httpx, ms (p50)"),
     ("options", "service_one_year_client_s", "<=", 1,
      "short straddle (per-leg stops), one year via the service: Start → last event streamed, s"),
     ("options", "kernel_mbars_per_s", ">=", 30, "legs kernel alone, 4 open legs priced every bar, M bars/s"),
@@ -354,11 +400,17 @@ TARGETS = [
 
 # Printed for comparison, without a target.
 FIGURES = [
+    ("output", "summary_s", "  `hindsight run` the same, summary only (process start, imports, data, run), s"),
+    ("output", "before_out_s", "  --out before the columnar path (same run), s"),
+    ("output", "before_json_s", "  --json before the columnar path (same run), s"),
+    ("output", "vectorbt_s", "  vectorbt's whole process, s"),
+    ("output", "trades", "  trades (vectorbt: vectorbt_trades in results.json)"),
+    ("service", "ten_year_client_s", "  ... until a client streaming it has its last event, s"),
+    ("service", "ten_year_events", "  events in the ten-year run"),
     ("service", "replay_per_message_events_per_s", "  ... the same through StreamBacktest (one gRPC message per event), events/s"),
     ("service", "one_year_events", "  events in the one-year run"),
     ("gateway", "get_http_ms_p50", "GetBacktest through the gateway, ms (p50)"),
     ("gateway", "get_grpc_ms_p50", "GetBacktest direct over gRPC, ms (p50)"),
-    ("gateway", "get_raw_overhead_ms_p50", "gateway overhead on GetBacktest with a minimal HTTP client instead of httpx, ms (p50)"),
     ("options", "service_one_year_s", "  ... the straddle's terminal event in the engine's log (its own clock), s"),
     ("options", "kernel_ns_per_bar", "  legs kernel: ns per bar with 4 legs open"),
     ("options", "kernel_flat_ns_per_bar", "  legs kernel: ns per bar, the same bars with no leg open"),
@@ -414,6 +466,12 @@ def main() -> int:
         if value is not None:
             shown = f"{value:,.2f}" if isinstance(value, float) else str(value)
             print(f"{label:<88} {shown:>14}")
+    gz = results.get("output", {}).get("gzip")
+    if gz:
+        print(f"\nday files' gzip ({gz['files']} files, {gz['json_mb']:.1f} MB of JSON): level, MB, s")
+        for name, v in gz.items():
+            if isinstance(v, dict):
+                print(f"  {name:<6} {v['mb']:>8.2f} MB {v['s']:>7.3f} s")
     for sec in results:
         if "peak_mb" in results[sec]:
             print(f"peak memory, {sec} section: {results[sec]['peak_mb']:,.0f} MiB")
