@@ -59,13 +59,10 @@ class TimeFormatter:
     """
 
     def __init__(self, bars: Bars):
-        local = bars.local_index
-        naive = local.tz_localize(None).values.astype("datetime64[s]")
-        utc = bars.ts.astype("datetime64[ns]").astype("datetime64[s]")
-        secs = naive.astype(np.int64)
-        self._day = secs // 86_400
-        self._sod = secs - self._day * 86_400
-        self._offset_min = ((naive - utc).astype(np.int64) // 60).astype(np.int64)
+        naive_ns = bars.local_ns
+        self._day = bars.day
+        self._sod = (naive_ns - self._day * 86_400_000_000_000) // 1_000_000_000
+        self._offset_min = (naive_ns // 1_000_000_000 - np.asarray(bars.ts, np.int64) // 1_000_000_000) // 60
         self._offsets: dict[int, str] = {}
         self._dates: dict[int, str] = {}
         self._times: dict[int, str] = {}
