@@ -104,3 +104,31 @@ def test_cli_bad_input_exits_2_without_traceback(tmp_path, args, fragment):
     assert fragment in out.stderr and "Traceback" not in out.stderr
     if args[1].endswith("bad.json"):
         assert "entries[0].when.rhs: unknown indicator 'sma_slwo' (defined: sma_fast, sma_slow)" in out.stderr
+
+
+def test_cli_json_streams_the_same_trades_as_the_run(tmp_path, result):
+    """--json writes each day's trades as the day finishes; the document is the in-memory
+    run's trades, in order, then days, summary and metrics (NaN metrics as null)."""
+    bt, res = result
+    out = subprocess.run([sys.executable, "-m", "services.cli", "run", "--strategy", str(SMA), "--data",
+                          str(DATA / "daily_ohlc.csv"), "--json"], capture_output=True, timeout=120, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert list(doc) == ["strategy", "symbol", "trades", "days", "summary", "metrics"]
+    assert doc["trades"] == bt.builder.trade_dicts(res.trades)
+    assert doc["summary"] == res.summary
+    assert all(v is None or isinstance(v, (int, float)) for v in doc["metrics"].values())
+    assert b"NaN" not in out.stdout and b"Infinity" not in out.stdout
+
+
+def test_cli_json_reader_that_leaves_early_is_not_an_error(data_dir):
+    """`hindsight run ... --json | head -c 100`: the reader closes the pipe mid-stream (a year
+    of one-minute trades is megabytes, far more than a pipe holds)."""
+    import os
+
+    proc = subprocess.run(f"{sys.executable} -m services.cli run --strategy {SMA} --data SIM-NIFTY --from 2024-01-01 "
+                          f"--to 2024-12-31 --commission-pct 0 --json | head -c 100 > /dev/null; "
+                          "echo ${PIPESTATUS[0]}", shell=True, executable="/bin/bash", capture_output=True, text=True,
+                          timeout=300, cwd=REPO, env={**os.environ, "HINDSIGHT_DATA_DIR": str(data_dir)})
+    assert proc.stdout.strip() == "0", proc.stderr
+    assert proc.stderr == ""
