@@ -237,7 +237,7 @@ class ColumnarResults(ResultBuilder):
             variables["stop_loss"] = float(sl)
         if tp == tp:
             variables["take_profit"] = float(tp)
-        return self._node_event(exec_id, bar, "ENTRY", e.id, e.name, "EntryNode", e.when.preview(),
+        return self._event(exec_id, bar, "ENTRY", e.id, e.name, "EntryNode", e.when.preview(),
                                 self._conditions("entry", node, e.when, bar), variables, pid, "open", None)
 
     def _exit_event_at(self, events: dict, cols: TradeColumns, k: int, pid: str, node: int) -> None:
@@ -253,7 +253,7 @@ class ColumnarResults(ResultBuilder):
         parent = cols.entry_exec[k]
         if code == records.EXIT_SIGNAL:
             x = self.plan.exits[cols.exit_node[k]]
-            events[exec_id] = self._node_event(exec_id, bar, "EXIT", x.id, x.name, "ExitNode", x.when.preview(),
+            events[exec_id] = self._event(exec_id, bar, "EXIT", x.id, x.name, "ExitNode", x.when.preview(),
                                                self._conditions("exit", cols.exit_node[k], x.when, bar),
                                                {"exit_price": cols.exit_price[k]}, pid, "close", parent)
             return
@@ -261,7 +261,7 @@ class ColumnarResults(ResultBuilder):
             # The reversing entry never filled (e.g. sized to zero): record it as an event anyway.
             x_node = cols.exit_node[k]
             e = self.plan.entries[x_node]
-            events[exec_id] = self._node_event(exec_id, bar, "ENTRY", e.id, e.name, "EntryNode", e.when.preview(),
+            events[exec_id] = self._event(exec_id, bar, "ENTRY", e.id, e.name, "EntryNode", e.when.preview(),
                                                self._conditions("entry", x_node, e.when, bar),
                                                {f"closed:{pid}": cols.exit_price[k]}, pid, "reverse", parent)
             return
@@ -274,40 +274,22 @@ class ColumnarResults(ResultBuilder):
             v = t[field]
             if v == v:
                 variables[name] = float(v)
-        events[exec_id] = self._node_event(exec_id, bar, "EXIT", f"{e.id}:{suffix}", f"{e.name} {node_type}",
+        events[exec_id] = self._event(exec_id, bar, "EXIT", f"{e.id}:{suffix}", f"{e.name} {node_type}",
                                            node_type, preview, conditions, variables, pid, "close", parent)
 
-    def _node_event(self, exec_id: str, bar: int, event_type: str, node_id: str, node_name: str, node_type: str,
-                    preview: str, conditions: list[dict], variables: dict, position_id: str, action: str,
-                    parent: str | None) -> dict:
-        stamp = self._stamps.get(bar) or self.fmt.iso(bar)
-        return {
-            "execution_id": exec_id,
-            "parent_execution_id": parent,
-            "timestamp": stamp,
-            "event_type": event_type,
-            "node_id": node_id,
-            "node_name": node_name,
-            "node_type": node_type,
-            "signal_emitted": True,
-            "conditions_preview": preview,
-            "evaluated_conditions": conditions,
-            "current_candle": self._bar_candle(bar, stamp),
-            "previous_candle": self._bar_candle(bar - 1, None),
-            "variables": variables,
-            "position_id": position_id,
-            "action": action,
-        }
+    # The record-at-a-time builder's event, with its time strings and candles from the block's.
+    def _stamp(self, i: int) -> str:
+        return self._stamps.get(i) or self.fmt.iso(i)
 
-    def _bar_candle(self, i: int, stamp: str | None) -> dict | None:
+    def _candle(self, i: int) -> dict | None:
         if i < 0:
             return None
         candle = self._candles.get(i)
-        if candle is not None:
-            return candle
-        o, h, lo, c, v = self._ohlcv
-        return {"timestamp": stamp or self.fmt.iso(i), "open": o.item(i), "high": h.item(i), "low": lo.item(i),
-                "close": c.item(i), "volume": v.item(i)}
+        if candle is None:
+            o, h, lo, c, v = self._ohlcv
+            candle = {"timestamp": self._stamp(i), "open": o.item(i), "high": h.item(i), "low": lo.item(i),
+                      "close": c.item(i), "volume": v.item(i)}
+        return candle
 
     def _conditions(self, kind: str, node: int, cond, bar: int) -> list[dict]:
         """signals.explain(cond, signals, bar), from comparisons prepared once per node."""

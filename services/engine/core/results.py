@@ -215,6 +215,9 @@ class ResultBuilder:
         """Add instrument-specific fields to trade dict d of record t (none for the underlying)."""
 
     # --- node events ------------------------------------------------------------------
+    def _stamp(self, i: int) -> str:
+        return self.fmt.iso(i)
+
     def _candle(self, i: int) -> dict | None:
         if i < 0:
             return None
@@ -228,7 +231,7 @@ class ResultBuilder:
         return {
             "execution_id": exec_id,
             "parent_execution_id": parent,
-            "timestamp": self.fmt.iso(bar),
+            "timestamp": self._stamp(bar),
             "event_type": event_type,
             "node_id": node_id,
             "node_name": node_name,
