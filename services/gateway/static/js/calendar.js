@@ -38,8 +38,9 @@ export class Calendar {
         rescale = true;
       }
     }
-    const redraw = rescale ? days.keys() : changed;
-    for (const date of redraw) this._paint(days.get(date));
+    for (const date of changed) this._paint(days.get(date));
+    // A new largest day changes every day's shade, and nothing else of them.
+    if (rescale) for (const day of days.values()) if (day.status === 'done' && !changed.has(day.date)) this._shade(day);
   }
 
   select(date) {
@@ -52,26 +53,28 @@ export class Calendar {
     const cell = this._cell(day.date);
     if (cell.disabled) {
       cell.disabled = false;
-      cell.classList.replace('off', 'day');
       cell.dataset.testid = 'calendar-day';
     }
-    cell.classList.toggle('running', day.status === 'running');
-    cell.classList.remove('pos', 'neg', 'flat');
+    let label;
     if (day.status === 'done') {
-      cell.classList.add(day.pnl > 0 ? 'pos' : day.pnl < 0 ? 'neg' : 'flat');
-      // Intensity from 0.25 to 1 by the day's share of the largest day.
-      const share = this.scale > 0 ? Math.abs(day.pnl) / this.scale : 0;
-      cell.style.setProperty('--a', (0.25 + 0.75 * Math.sqrt(share)).toFixed(3));
+      cell.className = `cell day ${day.pnl > 0 ? 'pos' : day.pnl < 0 ? 'neg' : 'flat'}`;
+      this._shade(day, cell);
       cell.dataset.pnl = String(day.pnl);
-      const label = `${day.date}: P&L ${fmtSigned(day.pnl)}, ${day.trades} trade${day.trades === 1 ? '' : 's'}`;
-      cell.title = label;
-      cell.setAttribute('aria-label', label);
+      label = `${day.date}: P&L ${fmtSigned(day.pnl)}, ${day.trades} trade${day.trades === 1 ? '' : 's'}`;
       cell.dataset.state = 'done';
     } else {
-      cell.title = `${day.date}: running`;
-      cell.setAttribute('aria-label', cell.title);
+      cell.className = 'cell day running';
+      label = `${day.date}: running`;
       cell.dataset.state = 'running';
     }
+    cell.title = label;
+    cell.setAttribute('aria-label', label);
+  }
+
+  // Intensity from 0.25 to 1 by the day's share of the largest day.
+  _shade(day, cell = this.cells.get(day.date)) {
+    const share = this.scale > 0 ? Math.abs(day.pnl) / this.scale : 0;
+    cell.style.setProperty('--a', (0.25 + 0.75 * Math.sqrt(share)).toFixed(3));
   }
 
   _cell(date) {
@@ -84,28 +87,44 @@ export class Calendar {
   }
 
   // A month block: placeholders for all its days, so trading days fill in at their weekday.
+  // Cloned from a block built once per shape (first weekday, days): a decade has 120 months.
   _month(ym) {
     if (this.months.has(ym)) return;
     this.months.add(ym);
     const [y, m] = ym.split('-').map(Number);
-    const block = el('div', { class: 'month', role: 'group', 'aria-label': `${MONTHS[m - 1]} ${y}` },
-      el('div', { class: 'mname', text: `${MONTHS[m - 1]} ${y}` }),
-      ...WEEKDAYS.map((d) => el('div', { class: 'wd', 'aria-hidden': 'true', text: d })));
-    const first = new Date(Date.UTC(y, m - 1, 1));
-    const offset = (first.getUTCDay() + 6) % 7; // Monday first
-    for (let i = 0; i < offset; i++) block.append(el('span', { class: 'cell blank', 'aria-hidden': 'true' }));
+    const offset = (new Date(Date.UTC(y, m - 1, 1)).getUTCDay() + 6) % 7; // Monday first
     const n = new Date(Date.UTC(y, m, 0)).getUTCDate();
+    const block = monthShape(offset, n).cloneNode(true);
+    const name = `${MONTHS[m - 1]} ${y}`;
+    block.setAttribute('aria-label', name);
+    block.firstChild.textContent = name;
+    block.dataset.ym = ym;
+    // Disabled until the day is traded (weekends, holidays and days not yet run stay so).
+    const cells = block.querySelectorAll('button');
     for (let d = 1; d <= n; d++) {
-      const date = `${ym}-${String(d).padStart(2, '0')}`;
-      // Disabled until the day is traded (weekends, holidays and days not yet run stay so).
-      const cell = el('button', { type: 'button', class: 'cell off', disabled: true, 'aria-pressed': 'false',
-        'aria-label': date, dataset: { date } });
-      block.append(cell);
+      const date = `${ym}-${d < 10 ? '0' : ''}${d}`;
+      const cell = cells[d - 1];
+      cell.setAttribute('aria-label', date);
+      cell.dataset.date = date;
       this.cells.set(date, cell);
     }
     // Months arrive in order; insert by key anyway, so a replay out of order still sorts.
-    const after = [...this.root.children].find((b) => b.dataset.ym > ym);
-    block.dataset.ym = ym;
-    this.root.insertBefore(block, after || null);
+    let after = null;
+    for (let b = this.root.lastElementChild; b && b.dataset.ym > ym; b = b.previousElementSibling) after = b;
+    this.root.insertBefore(block, after);
   }
+}
+
+const shapes = new Map();
+
+function monthShape(offset, n) {
+  const key = offset * 100 + n;
+  if (!shapes.has(key)) {
+    const block = el('div', { class: 'month', role: 'group' }, el('div', { class: 'mname' }),
+      ...WEEKDAYS.map((d) => el('div', { class: 'wd', 'aria-hidden': 'true', text: d })));
+    for (let i = 0; i < offset; i++) block.append(el('span', { class: 'cell blank', 'aria-hidden': 'true' }));
+    for (let d = 1; d <= n; d++) block.append(el('button', { type: 'button', class: 'cell off', disabled: true, 'aria-pressed': 'false' }));
+    shapes.set(key, block);
+  }
+  return shapes.get(key);
 }

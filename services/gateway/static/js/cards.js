@@ -32,16 +32,9 @@ function liveReturn(s) {
   return cap && Number.isFinite(eq) ? (eq / cap - 1) * 100 : undefined;
 }
 
-function liveDrawdown(s) {
-  let worst;
-  for (const p of s.equity) worst = worst === undefined ? p.dd : Math.min(worst, p.dd);
-  return worst;
-}
-
-function liveWinRate(s) {
-  if (!s.trades.length) return undefined;
-  return (s.trades.filter((t) => Number(t.pnl) > 0).length / s.trades.length) * 100;
-}
+// Kept up by the RunState as events arrive: a card never walks every trade or point per frame.
+const liveDrawdown = (s) => s.worstDrawdown;
+const liveWinRate = (s) => (s.trades.length ? (s.wins / s.trades.length) * 100 : undefined);
 
 export class MetricCards {
   constructor(root) {
@@ -55,7 +48,8 @@ export class MetricCards {
     this.root = root;
   }
 
-  update(state) {
+  // `final`: the page shows the whole run (data-final="true" once its metrics are in, too).
+  update(state, final = true) {
     for (const [key, , fn] of CARDS) {
       const [text, cls] = fn(state);
       const node = this.values.get(key);
@@ -63,8 +57,10 @@ export class MetricCards {
         node.textContent = text;
         node.title = text;
       }
-      node.className = `value ${cls}`;
+      const className = `value ${cls}`;
+      if (node.className !== className) node.className = className;
     }
-    this.root.dataset.final = state.metrics ? 'true' : 'false';
+    const done = final && state.metrics ? 'true' : 'false';
+    if (this.root.dataset.final !== done) this.root.dataset.final = done;
   }
 }

@@ -45,7 +45,12 @@ export class Diagnostics {
         problem = `Could not load ${date}: ${err.message}`;
       }
     }
-    for (const id of wanted) if (!found.has(id) && run.nodeEvents.has(id)) found.set(id, run.nodeEvents.get(id));
+    const missing = wanted.filter((id) => !found.has(id));
+    if (missing.length) {
+      try {
+        for (const [id, ev] of await run.findNodeEvents(missing)) found.set(id, ev);
+      } catch { /* shown as not found */ }
+    }
     if (token !== this.token) return;
     const sections = [header()];
     if (position) sections.push(payoffSection(legs, runSessions(run)));

@@ -1,8 +1,9 @@
 // The dashboard: start or open a backtest, follow its event stream, draw it once per frame.
 //
 // Events only update the RunState (cheap); the DOM and the charts are updated in one
-// requestAnimationFrame callback from the changes collected since the last one, so the page
-// keeps up with thousands of events a second.
+// requestAnimationFrame callback from the changes collected since the last one (at most every
+// LIVE_FRAME_MS while a run streams in), so the page keeps up with tens of thousands of events a
+// second.
 
 import { api } from './api.js';
 import { Calendar } from './calendar.js';
@@ -44,9 +45,10 @@ function setConnection(state, detail = '') {
 }
 
 export function openRun(id) {
-  if (stream) stream.close('closed');
+  if (stream) stream.dispose();
   if (frame) cancelAnimationFrame(frame);
-  frame = 0;
+  clearTimeout(frameTimer);
+  frame = frameTimer = 0;
   finalized = false;
   run = new RunState(id);
   charts.reset();
@@ -78,6 +80,8 @@ export function openRun(id) {
     onState: (state, detail) => setConnection(state, detail),
     recover: (lastId) => recover(mine, lastId),
   });
+  const reader = stream;
+  mine.nodeEventSource = (ids) => reader.nodeEvents(ids);
   stream.start(0);
   render();
 }
@@ -115,34 +119,58 @@ function title(config) {
     + `${config.start_date || '…'} → ${config.end_date || '…'} · ${run.id}`;
 }
 
+// While a run streams in, the page is drawn at most every LIVE_FRAME_MS, and no more often than
+// keeps drawing (script, style, layout and paint together) under a fifth of the main thread's
+// time: each frame re-lays out and repaints what changed (cards, table, calendar, progress), and
+// thousands of events a second would otherwise buy a frame each. Once the run is over, at once.
+const LIVE_FRAME_MS = 100;
+const MAX_LIVE_FRAME_MS = 1000;
+let frameTimer = 0;
+let lastFrame = 0;
+let frameCost = 0; // ms from the last frame's start to the first task after it (its rendering included)
 let chartTimer = 0;
 
 function schedule() {
-  if (!frame) frame = requestAnimationFrame(render);
+  if (frame) return;
+  if (run?.finished) {
+    clearTimeout(frameTimer);
+    frameTimer = 0;
+  }
+  if (frameTimer) return;
+  const every = Math.min(MAX_LIVE_FRAME_MS, Math.max(LIVE_FRAME_MS, 5 * frameCost));
+  const wait = run && !run.finished ? lastFrame + every - performance.now() : 0;
+  if (wait > 0) frameTimer = setTimeout(() => { frameTimer = 0; frame = requestAnimationFrame(render); }, wait);
+  else frame = requestAnimationFrame(render);
 }
 
 function render() {
   frame = 0;
+  const start = performance.now();
+  lastFrame = start;
+  setTimeout(() => { frameCost = performance.now() - start; }, 0);
   if (!run) return;
   const c = run.drain();
   trades.append(c.trades);
   if (c.days.size) calendar.update(run.days, c.days);
-  if (!charts.append(c.equity, c.daily, run.finished) && !chartTimer) {
+  charts.append(c.equity, c.daily);
+  const drawn = charts.draw(run.finished);
+  if (!drawn && !chartTimer) {
     // Points are still waiting to be drawn: come back for them even if no event arrives.
-    chartTimer = setTimeout(() => { chartTimer = 0; schedule(); }, 250);
+    chartTimer = setTimeout(() => { chartTimer = 0; schedule(); }, run.finished ? 0 : 100);
   }
-  if (!run.finished && (c.equity.length || c.daily.length)) charts.follow();
   progress();
   ticker();
-  cards.update(run);
-  if (run.finished && !finalized) finish();
+  // Final (the cards say so, data-final) once the run is over and every chart holds all of it.
+  const final = run.finished && drawn;
+  cards.update(run, final);
+  if (final && !finalized) finish();
 }
 
 function progress() {
   const total = run.totalDays || 0;
   const done = run.completedDays || 0;
   const pct = total ? Math.min(100, (done / total) * 100) : 0;
-  $('progress-fill').style.width = `${pct}%`;
+  $('progress-fill').style.transform = `scaleX(${pct / 100})`;
   $('progress').setAttribute('aria-valuenow', pct.toFixed(0));
   $('progress-text').textContent = total ? `${done} / ${total} days · ${pct.toFixed(0)} %` : statusName(run.status).toLowerCase();
   let eta = '';

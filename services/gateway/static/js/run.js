@@ -15,15 +15,20 @@ export class RunState {
     this.trades = [];            // in event order
     this.tradeIds = new Set();
     this.positions = new Map();  // option position id → {position_id, legs: [trade], summary: PositionSummary|null}
-    this.nodeEvents = new Map(); // execution id → NodeEvent (diagnostics fall back on these)
+    // ids → Promise<Map<id, NodeEvent>>: the node events the stream brought (diagnostics fall
+    // back on these); set by whoever reads the stream, which keeps them (js/stream.js).
+    this.nodeEventSource = null;
     this.equity = [];            // [{time, value}] wall-clock seconds, strictly increasing
     this.peak = -Infinity;
+    this.worstDrawdown = undefined; // the lowest `dd` of `equity` (%)
+    this.wins = 0;               // trades with a positive P&L
     this.summary = null;         // the latest PnlSummary
     this.overall = null;         // OverallSummary, at the end
     this.metrics = null;         // Metrics, at the end
     this.tick = null;            // the latest TickUpdate
     this.message = '';
     this.firstEventAt = 0;       // performance.now() of the first event this page received
+    this.terminal = null;        // {emitted_at, received}: the terminal event's stamp, and when its batch reached the page (epoch ms)
     this._fresh();
   }
 
@@ -46,6 +51,9 @@ export class RunState {
   apply(kind, ev) {
     if (!this.firstEventAt) this.firstEventAt = performance.now();
     this.changes.any = true;
+    if (kind === 'backtest_completed' || kind === 'backtest_failed' || kind === 'backtest_cancelled') {
+      this.terminal = { emitted_at: ev.emitted_at || '', received: ev.received_at || performance.timeOrigin + performance.now() };
+    }
     if (kind === 'tick_update') {
       this.tick = ev.tick_update || null;
       return;
@@ -67,9 +75,6 @@ export class RunState {
         }
         this._day(body.date, { status: 'running' });
         break;
-      case 'node_event':
-        if (body.execution_id) this.nodeEvents.set(body.execution_id, body);
-        break;
       case 'trade_update': {
         const t = body.trade || {};
         if (this.tradeIds.has(t.trade_id)) break; // trade ids are unique per backtest
@@ -77,6 +82,7 @@ export class RunState {
         t.n = this.trades.length + 1;
         this.trades.push(t);
         this.changes.trades.push(t);
+        if (Number(t.pnl) > 0) this.wins += 1;
         if (t.leg_id) this._position(t.position_id).legs.push(t);
         this.summary = body.summary || this.summary;
         if (t.exit_time && body.summary?.equity) this._equity(wallSeconds(t.exit_time), Number(body.summary.equity));
@@ -127,6 +133,10 @@ export class RunState {
     this.changes.any = true;
   }
 
+  async findNodeEvents(ids) {
+    return this.nodeEventSource && ids.length ? this.nodeEventSource(ids) : new Map();
+  }
+
   get finished() {
     return this.status === 'COMPLETED' || this.status === 'FAILED' || this.status === 'CANCELLED';
   }
@@ -150,6 +160,7 @@ export class RunState {
     const t = last && time <= last.time ? last.time + 1 : time;
     this.peak = Math.max(this.peak, value);
     const point = { time: t, value, dd: this.peak > 0 ? (value / this.peak - 1) * 100 : 0 };
+    if (this.worstDrawdown === undefined || point.dd < this.worstDrawdown) this.worstDrawdown = point.dd;
     this.equity.push(point);
     this.changes.equity.push(point);
   }

@@ -34,6 +34,9 @@ export class TradesTable {
     this.filter = null;      // a date, or null for all
     this.rowPx = 0;          // measured height of one row
     this.drawn = '';         // the window last drawn (skip identical redraws)
+    this.drawnRows = 0;      // how many rows the spacers stood for then
+    this.top = spacer();     // the spacer rows above and below the drawn ones
+    this.bottom = spacer();
     this.frame = 0;
     this.scroller.addEventListener('scroll', () => this._schedule(), { passive: true });
     window.addEventListener('resize', () => this._schedule());
@@ -90,9 +93,10 @@ export class TradesTable {
       added += 1;
     }
     if (!added) return;
+    // Grouped, a leg may join a position already drawn: redraw. Flat, new trades go at the end.
     if (this.grouped) this._regroup();
     this.count.textContent = fmtInt(this.all.length);
-    this._draw();
+    this._draw(this.grouped);
   }
 
   select(trade) {
@@ -173,18 +177,28 @@ export class TradesTable {
   }
 
   // Draw the rows around the viewport between two spacer rows that stand in for the rest.
+  // New trades below the window only grow the bottom spacer: the drawn rows stay as they are.
   _draw(force = false) {
     const n = this.rows.length;
     const rowPx = this.rowPx || DEFAULT_ROW_PX;
     const visible = Math.ceil((this.scroller.clientHeight || 420) / rowPx);
     const first = Math.max(0, Math.floor(this.scroller.scrollTop / rowPx) - OVERSCAN);
     const last = Math.min(n, first + visible + 2 * OVERSCAN);
-    const key = `${first}:${last}:${n}`;
-    if (!force && key === this.drawn) return;
+    const key = `${first}:${last}`;
+    if (!force && key === this.drawn) {
+      if (n !== this.drawnRows) {
+        this.drawnRows = n;
+        setHeight(this.bottom, (n - last) * rowPx);
+      }
+      return;
+    }
     this.drawn = key;
+    this.drawnRows = n;
     const rows = [];
     for (let i = first; i < last; i += 1) rows.push(this._row(this.rows[i]));
-    this.body.replaceChildren(spacer(first * rowPx), ...rows, spacer((n - last) * rowPx));
+    setHeight(this.top, first * rowPx);
+    setHeight(this.bottom, (n - last) * rowPx);
+    this.body.replaceChildren(this.top, ...rows, this.bottom);
     if (!this.rowPx && rows.length) {
       // Measure a real row once; redraw if the guess was off, so the spacers add up.
       this.rowPx = rows[0].getBoundingClientRect().height || DEFAULT_ROW_PX;
@@ -274,10 +288,12 @@ function cell(text, cls) {
   return el('td', { class: cls, text, title: text || undefined });
 }
 
-// A row that takes the height of the rows it stands in for (none when 0).
-function spacer(px) {
-  const tr = el('tr', { class: 'spacer', 'aria-hidden': 'true' }, el('td', { colspan: String(COLUMNS) }));
+// A row that takes the height of the rows it stands in for (hidden when 0).
+function spacer() {
+  return el('tr', { class: 'spacer', 'aria-hidden': 'true' }, el('td', { colspan: String(COLUMNS) }));
+}
+
+function setHeight(tr, px) {
   tr.style.height = `${px}px`;
-  if (!px) tr.hidden = true;
-  return tr;
+  tr.hidden = !px;
 }
