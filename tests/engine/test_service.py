@@ -297,6 +297,11 @@ async def test_a_failed_day_write_fails_the_run_after_the_days_before_it(stub, m
     assert len(calls) <= 3 + MAX_BACKLOG_DAYS + 1 < 60
     bt = await stub.GetBacktest(pb.GetBacktestRequest(backtest_id=bid, omit_days=True))
     assert bt.status == pb.BACKTEST_STATUS_FAILED and bt.last_event_id == events[-1].event_id
+    # Nothing already published is lost: those days' files are there, with their trades.
+    for date in calls[:2]:
+        detail = await stub.GetDay(pb.GetDayRequest(backtest_id=bid, date=date))
+        completed = next(e.day_completed for e in events if e.day_completed.date == date)
+        assert len(detail.trades) == completed.summary.total_trades
 
 
 async def test_cancel_ends_the_stream_with_backtest_cancelled(stub):
