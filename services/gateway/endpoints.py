@@ -16,7 +16,7 @@ import operator
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 from urllib.parse import parse_qsl, quote, unquote
 
@@ -42,7 +42,6 @@ from .settings import GatewaySettings
 from .streams import BytesFraming, Framing, NdjsonFraming, SseFraming, pump, wait_for_disconnect
 from .transcoding import build_request, response_json
 
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 REQUEST_ID_KEY = "hindsight.request_id"  # where the request-context middleware keeps the id
 _PATH_KEY = "hindsight.path"  # the split request path, cached for the other routes
 _GRPC_TIMEOUT = re.compile(r"^(\d{1,8})([HMSmun])$")
@@ -140,7 +139,7 @@ class Engine:
 class BindingRoute(BaseRoute):
     """A Starlette route matching one binding's path template against the raw request path."""
 
-    def __init__(self, binding: Binding, endpoint: ASGIApp, *, verbs: frozenset[str],
+    def __init__(self, binding: Binding, endpoint: BindingEndpoint, *, verbs: frozenset[str],
                  allowed: Sequence[str]) -> None:
         self.binding = binding
         self.endpoint = endpoint
@@ -179,30 +178,107 @@ class BindingRoute(BaseRoute):
         return f"BindingRoute({self.binding.http_method} {self.path} → {self.binding.name})"
 
 
-def make_endpoint(binding: Binding, engine: Engine, settings: GatewaySettings) -> ASGIApp:
-    """The ASGI app serving one binding: transcode, call the engine, write the response."""
-    is_stream = binding.method.server_streaming
+RawHeaders = list[tuple[bytes, bytes]]
+# A whole response: status, raw headers (as a Starlette `Response` would send them), body.
+ResponseParts = tuple[int, RawHeaders, bytes]
 
-    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+
+class BindingEndpoint:
+    """The ASGI app serving one binding: transcode, call the engine, write the response.
+
+    A unary binding's whole response is also available as data, `await unary(scope, receive)`:
+    the app's direct path for unary calls (app.py) sends it itself.
+    """
+
+    def __init__(self, binding: Binding, engine: Engine, settings: GatewaySettings) -> None:
+        self.binding = binding
+        self.engine = engine
+        self.settings = settings
+        self.is_stream = binding.method.server_streaming
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.is_stream:
+            status, headers, body = await self.unary(scope, receive)
+            # What a Starlette Response sends.
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
         headers = Headers(scope=scope)
         try:
-            body = await read_body(receive, headers, settings.max_body_bytes) if binding.body else None
-            message = build_request(
-                binding, scope.get("path_params", {}),
-                parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True),
-                body=body, content_type=headers.get("content-type"),
-                last_event_id=headers.get("last-event-id") if is_stream else None)
-            metadata = _metadata(scope, headers)
-            timeout = _timeout(headers, None if is_stream else settings.default_timeout_s)
+            message, metadata, timeout = await self._prepare(scope, receive, headers)
         except GatewayError as exc:
             await error_response(exc.to_status(), exc.http_status, exc.headers)(scope, receive, send)
             return
-        if is_stream:
-            await _serve_stream(binding, engine, settings, message, metadata, timeout, scope, receive, send)
-        else:
-            await _serve_unary(binding, engine, settings, message, metadata, timeout, scope, receive, send)
+        await _serve_stream(self.binding, self.engine, self.settings, message, metadata, timeout, scope, receive,
+                            send)
 
-    return endpoint
+    async def _prepare(self, scope: Scope, receive: Receive,
+                       headers: Headers) -> tuple[Message, list[tuple[str, str | bytes]], float | None]:
+        binding, settings = self.binding, self.settings
+        body = await read_body(receive, headers, settings.max_body_bytes) if binding.body else None
+        query = scope.get("query_string", b"")
+        message = build_request(
+            binding, scope.get("path_params", {}),
+            parse_qsl(query.decode("latin-1"), keep_blank_values=True) if query else (),
+            body=body, content_type=headers.get("content-type"),
+            last_event_id=headers.get("last-event-id") if self.is_stream else None)
+        metadata = _metadata(scope, headers)
+        timeout = _timeout(headers, None if self.is_stream else settings.default_timeout_s)
+        return message, metadata, timeout
+
+    async def unary(self, scope: Scope, receive: Receive) -> ResponseParts:
+        """The response to a unary binding's request: the reply, or the error, as JSON (or raw bytes)."""
+        binding, settings = self.binding, self.settings
+        try:
+            message, metadata, timeout = await self._prepare(scope, receive, Headers(scope=scope))
+        except GatewayError as exc:
+            return error_parts(exc.to_status(), exc.http_status, exc.headers)
+        call = self.engine.callable_for(binding)(message, timeout=timeout, metadata=metadata)
+        try:
+            reply = await call
+        except grpc.RpcError as exc:
+            return error_parts(status_from_rpc_error(exc), retry_after_s=settings.retry_after_s)
+        headers = _metadata_headers(await call.initial_metadata())
+        if binding.kind is ResponseKind.BYTES:
+            headers["content-disposition"] = _disposition(binding, scope, headers)
+            return raw_response(200, headers, reply.data, reply.content_type or "application/octet-stream")
+        return raw_response(200, headers, response_json(binding, reply), "application/json")
+
+
+def make_endpoint(binding: Binding, engine: Engine, settings: GatewaySettings) -> BindingEndpoint:
+    """The ASGI app serving one binding: transcode, call the engine, write the response."""
+    return BindingEndpoint(binding, engine, settings)
+
+
+def raw_response(status: int, headers: dict[str, str] | None, body: bytes, media_type: str | None) -> ResponseParts:
+    """What `starlette.responses.Response(body, status, headers, media_type)` sends, without the object:
+    its headers (lower-cased), then content-length and content-type unless given (a text/ type
+    gets `; charset=utf-8`)."""
+    raw: RawHeaders = []
+    length = content_type = True
+    if headers:
+        for k, v in headers.items():
+            key = k.lower().encode("latin-1")
+            if key == b"content-length":
+                length = False
+            elif key == b"content-type":
+                content_type = False
+            raw.append((key, v.encode("latin-1")))
+    if length and not (status < 200 or status in (204, 304)):
+        raw.append((b"content-length", str(len(body)).encode("latin-1")))
+    if media_type is not None and content_type:
+        if media_type.startswith("text/") and "charset=" not in media_type.lower():
+            media_type += "; charset=utf-8"
+        raw.append((b"content-type", media_type.encode("latin-1")))
+    return status, raw, body
+
+
+def error_parts(status: status_pb2.Status, http: int | None = None, headers: dict[str, str] | None = None, *,
+                retry_after_s: int = 1) -> ResponseParts:
+    """`error_response(...)` as data."""
+    all_headers = status_headers(status, retry_after_s)
+    all_headers.update(headers or {})
+    return raw_response(http or http_status(status.code), all_headers, error_body(status), "application/json")
 
 
 def error_response(status: status_pb2.Status, http: int | None = None,
@@ -239,26 +315,6 @@ def request_id(scope: Scope) -> str:
     if rid is None:
         rid = scope[REQUEST_ID_KEY] = uuid.uuid4().hex
     return str(rid)
-
-
-async def _serve_unary(binding: Binding, engine: Engine, settings: GatewaySettings, message: Message,
-                       metadata: list[tuple[str, str | bytes]], timeout: float | None,
-                       scope: Scope, receive: Receive, send: Send) -> None:
-    call = engine.callable_for(binding)(message, timeout=timeout, metadata=metadata)
-    try:
-        reply = await call
-    except grpc.RpcError as exc:
-        status = status_from_rpc_error(exc)
-        await error_response(status, retry_after_s=settings.retry_after_s)(scope, receive, send)
-        return
-    headers = _metadata_headers(await call.initial_metadata())
-    if binding.kind is ResponseKind.BYTES:
-        headers["content-disposition"] = _disposition(binding, scope, headers)
-        response = Response(reply.data, headers=headers,
-                            media_type=reply.content_type or "application/octet-stream")
-    else:
-        response = Response(response_json(binding, reply), headers=headers, media_type="application/json")
-    await response(scope, receive, send)
 
 
 async def _serve_stream(binding: Binding, engine: Engine, settings: GatewaySettings, message: Message,

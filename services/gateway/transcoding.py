@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 import grpc
+import orjson
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
@@ -53,6 +54,41 @@ def to_dict(message: Message) -> dict[str, Any]:
 
 
 def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON: `json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()`.
+
+    orjson writes the same bytes ~10x faster, except where the two differ, which its output
+    shows: a float below 1e-4 (orjson: 0.00001 or 1e-7; json: 1e-05, 1e-07), NaN and ±inf
+    (orjson: null; json: NaN, Infinity), an int beyond 64 bits, a key that is not a string, a
+    subclass of str, int, dict or list, a dataclass or a datetime (orjson refuses them, as told
+    to). Then, or on a mere look-alike inside a string, json writes it. (A UUID or a plain Enum,
+    which json refuses, orjson writes; nothing here hands it one.)
+    """
+    try:
+        out = orjson.dumps(value, option=_ORJSON_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError
+        return _std_dumps(value)
+    if b"0.0000" in out or _token_after(out, b"e-", _DIGITS) or _token_after(out, b"null", _NULL_BEFORE):
+        return _std_dumps(value)
+    return out
+
+
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+_DIGITS = frozenset(b"0123456789")
+_NULL_BEFORE = frozenset(b":,[")
+
+
+def _token_after(out: bytes, token: bytes, before: frozenset[int]) -> bool:
+    """Whether `token` occurs in `out` at the start or after a byte of `before` (a digit before
+    `e-`: an exponent; `:`, `,` or `[` before `null`: a value; inside a string, a look-alike)."""
+    i = out.find(token)
+    while i >= 0:
+        if i == 0 or out[i - 1] in before:
+            return True
+        i = out.find(token, i + 1)
+    return False
+
+
+def _std_dumps(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
