@@ -458,7 +458,9 @@ def build_server(settings: GatewaySettings | None = None, target: str | grpc.aio
     settings = settings if settings is not None else GatewaySettings.from_env()
     host, port = split_host_port(settings.http_addr)
     app = build_app(target, settings=settings, services=services)
-    options: dict[str, Any] = {"host": host, "port": port, "lifespan": "on", "ws": "none",
+    # httptools: uvicorn's C HTTP/1.1 parser (a declared dependency), 0.1-0.4 ms less per
+    # request than h11.
+    options: dict[str, Any] = {"host": host, "port": port, "lifespan": "on", "ws": "none", "http": "httptools",
                                "log_level": settings.log_level,
                                "timeout_graceful_shutdown": math.ceil(settings.shutdown_grace_s)}
     options.update(config)
