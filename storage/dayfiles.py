@@ -8,6 +8,7 @@ files do: diagnostics are written first and trades_daily last, each atomically.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,17 +82,22 @@ def write_day_files(directory: Path, trades_daily: Document, diagnostics: Docume
     Writers on other threads are best given encoded JSON (`dumps_json`): encoding holds the
     GIL, gzip and the file-system calls do not.
     """
-    directory = Path(directory)
+    directory = os.fspath(directory)
     try:
-        directory.mkdir(parents=parents)
+        os.mkdir(directory)
         created = True
     except FileExistsError:
         created = False
-    total = write_atomic(directory / DIAGNOSTICS, _gzipped(diagnostics), fsync=fsync)
-    total += write_atomic(directory / TRADES_DAILY, _gzipped(trades_daily), fsync=fsync)
+    except FileNotFoundError:
+        if not parents:
+            raise
+        os.makedirs(directory, exist_ok=True)
+        created = True
+    total = write_atomic(os.path.join(directory, DIAGNOSTICS), _gzipped(diagnostics), fsync=fsync)
+    total += write_atomic(os.path.join(directory, TRADES_DAILY), _gzipped(trades_daily), fsync=fsync)
     if created and fsync:
         # A new directory is an entry of its parent; make that entry durable too.
-        fsync_dir(directory.parent)
+        fsync_dir(os.path.dirname(directory) or ".")
     return total
 
 
