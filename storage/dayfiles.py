@@ -64,10 +64,15 @@ def write_day(backtest_dir: Path, date: str, trades_daily: Document,
     The backtest directory must exist (`NotFound` otherwise): a day written for a backtest
     deleted meanwhile must not resurrect its directory.
     """
-    backtest_dir = Path(backtest_dir)
-    target = day_dir(backtest_dir, date)
+    backtest_dir = os.fspath(backtest_dir)
+    days = os.path.join(backtest_dir, DAYS_DIR)
+    target = os.path.join(days, check_date(date))
     try:
-        if _mkdir(target.parent) and fsync:
+        return write_day_files(target, trades_daily, diagnostics, fsync=fsync, parents=False)
+    except FileNotFoundError:
+        pass  # the backtest's first day: no days folder yet (or no backtest directory)
+    try:
+        if _mkdir(Path(days)) and fsync:
             fsync_dir(backtest_dir)
         return write_day_files(target, trades_daily, diagnostics, fsync=fsync, parents=False)
     except FileNotFoundError:
@@ -99,6 +104,13 @@ def write_day_files(directory: Path, trades_daily: Document, diagnostics: Docume
         # A new directory is an entry of its parent; make that entry durable too.
         fsync_dir(os.path.dirname(directory) or ".")
     return total
+
+
+def write_days(days: list[tuple[str, Document, Document]], *, fsync: bool = True) -> list[tuple[str, int]]:
+    """write_day_files() of several (directory, trades_daily, diagnostics); their sizes, in order.
+    Stops at the first error (the days before it are written)."""
+    return [(directory, write_day_files(directory, trades, diagnostics, fsync=fsync))
+            for directory, trades, diagnostics in days]
 
 
 def _gzipped(doc: Document) -> bytes:

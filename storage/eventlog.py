@@ -164,17 +164,14 @@ class FileEventLog:
 
     def append_batch(self, payloads: Iterable[bytes]) -> int:
         """Append several events with one write; return the id of the last (last_id if none)."""
-        frames: list[bytes] = []
-        lengths: list[int] = []
-        for payload in payloads:
-            if len(payload) > MAX_PAYLOAD:
-                raise ValueError(f"event payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
-            frames.append(HEADER.pack(len(payload), checksum(payload)))
-            frames.append(bytes(payload))
-            lengths.append(len(payload))
+        payloads = [p if type(p) is bytes else bytes(p) for p in payloads]
+        lengths = [len(p) for p in payloads]
         if not lengths:
             return self.last_id
-        data = b"".join(frames)
+        if max(lengths) > MAX_PAYLOAD:
+            raise ValueError(f"event payload of {max(lengths)} bytes exceeds {MAX_PAYLOAD}")
+        pack = HEADER.pack
+        data = b"".join([pack(n, checksum(p)) + p for p, n in zip(payloads, lengths)])
         with self._append_lock:
             with self._cond:
                 self._check_open()

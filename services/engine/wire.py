@@ -13,6 +13,10 @@ def varint(n: int) -> bytes:
     """Base-128 varint of a non-negative int."""
     if n < 0x80:
         return bytes((n,))
+    if n < 0x4000:  # event ids of most runs
+        return bytes(((n & 0x7F) | 0x80, n >> 7))
+    if n < 0x200000:
+        return bytes(((n & 0x7F) | 0x80, ((n >> 7) & 0x7F) | 0x80, n >> 14))
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
