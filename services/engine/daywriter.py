@@ -24,7 +24,7 @@ class DayFileWriter:
     """`submit(day)` queues `<root>/<date>/trades_daily.json.gz` + `diagnostics_export.json.gz`;
     `close()` waits for every file and raises the first write error."""
 
-    def __init__(self, root: Path, batch_days: int = 32, max_pending_batches: int = 8):
+    def __init__(self, root: Path, batch_days: int = 16, max_pending_batches: int = 4):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         # spawn: a fresh interpreter that imports only what writing needs (storage), not a

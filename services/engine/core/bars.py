@@ -48,23 +48,28 @@ class Bars:
 
     @property
     def local_ns(self) -> np.ndarray:
-        """int64[n]: exchange-local wall-clock time of each bar, ns since 1970-01-01 (naive)."""
-        if "naive" not in self._cache:
-            self._cache["naive"] = self._local().tz_localize(None).values.view(np.int64)
-        return self._cache["naive"]
+        """int64[n]: exchange-local wall-clock time of each bar, ns since 1970-01-01 (naive).
+        Not kept (its day and time of day are)."""
+        return self._local().tz_localize(None).values.view(np.int64)
+
+    def _day_and_minute(self) -> None:
+        naive = self.local_ns
+        day = naive // 86_400_000_000_000
+        self._cache["day"] = day
+        self._cache["mod"] = (naive - day * 86_400_000_000_000) / 60e9
 
     @property
     def day(self) -> np.ndarray:
         """int64[n]: exchange-local trading date as days since 1970-01-01."""
         if "day" not in self._cache:
-            self._cache["day"] = self.local_ns // 86_400_000_000_000
+            self._day_and_minute()
         return self._cache["day"]
 
     @property
     def minute_of_day(self) -> np.ndarray:
         """float64[n]: exchange-local time of day of the bar's open, in minutes (seconds as fractions)."""
         if "mod" not in self._cache:
-            self._cache["mod"] = (self.local_ns - self.day * 86_400_000_000_000) / 60e9
+            self._day_and_minute()
         return self._cache["mod"]
 
     @property
@@ -90,7 +95,7 @@ class Bars:
         """Bars [start, stop), sharing memory and the per-bar fields already derived."""
         out = Bars(self.symbol, self.tz, self.ts[start:stop], self.open[start:stop], self.high[start:stop],
                    self.low[start:stop], self.close[start:stop], self.volume[start:stop], self.timeframe)
-        for key in ("local", "naive", "day", "mod", "dow"):
+        for key in ("local", "day", "mod", "dow"):
             if key in self._cache:
                 out._cache[key] = self._cache[key][start:stop]
         return out
