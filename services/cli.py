@@ -124,28 +124,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = RunSettings(start=args.date_from, end=args.date_to, timeframe=args.timeframe or "",
                            initial_capital=args.capital, commission_pct=args.commission_pct,
                            slippage_pct=args.slippage_pct)
-    t0 = time.perf_counter()
-    bt = Backtest(plan, bars, settings, symbol=bars.symbol, options=source)
     out_dir = Path(args.out) if args.out else None
-    progress = _Progress(sys.stderr.isatty() and not args.json and bt.total_days > 20)
-
     writer = None
     if out_dir is not None:
         from services.engine.daywriter import DayFileWriter
 
         writer = DayFileWriter(out_dir)
-    stream = _JsonTrades(sys.stdout.buffer, plan.name, bt.symbol) if args.json else None
-
-    def on_day(day) -> None:
-        if writer is not None:
-            writer.submit(day)
-        if stream is not None:
-            stream.add(day.trades)
-        progress(day)
-
     try:
-        result = bt.run(on_day=on_day if (writer or stream or progress.enabled) else None,
-                        events=writer is not None)
+        t0 = time.perf_counter()
+        bt = Backtest(plan, bars, settings, symbol=bars.symbol, options=source)
+        progress = _Progress(sys.stderr.isatty() and not args.json and bt.total_days > 20)
+        stream = _JsonTrades(sys.stdout.buffer, plan.name, bt.symbol) if args.json else None
+
+        def on_day(day) -> None:
+            if writer is not None:
+                writer.submit(day)
+            if stream is not None:
+                stream.add(day.trades)
+            progress(day)
+
+        if writer is None and not progress.enabled:
+            # Nothing needs the days: one kernel call, then the trades formatted and written
+            # a few thousand at a time.
+            result = bt.run()
+            if stream is not None:
+                for k in range(0, len(result.trades), _JSON_CHUNK):
+                    stream.add(bt.builder.trade_dicts(result.trades[k:k + _JSON_CHUNK]))
+        else:
+            result = bt.run(on_day=on_day, events=writer is not None)
     finally:
         if writer is not None:
             writer.close()
@@ -157,6 +163,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         if out_dir is not None:
             print(f"  day files written to {out_dir}/<YYYY-MM-DD>/")
     return 0
+
+
+_JSON_CHUNK = 4096
 
 
 class _JsonTrades:

@@ -6,7 +6,7 @@ while the engine's thread computes it waits up to a switch interval (5 ms) each 
 writer threads, 2,463 days' files took 1.8-2.4 s of a 50 k-trade run against 0.6 s written
 alone. A child process has a GIL of its own. Days go to it in batches (one pickled message per
 batch of encoded JSON), so the per-task cost of the process pool is paid a few dozen times a
-run; it is started at once and comes up while the run is being prepared.
+run.
 """
 
 from __future__ import annotations

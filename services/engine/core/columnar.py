@@ -88,7 +88,7 @@ class ColumnarResults(ResultBuilder):
 
     # --- trades ---------------------------------------------------------------------------
     def trade_dicts(self, trades: np.ndarray) -> list[dict]:
-        return self.columns(trades).trades
+        return self.columns(trades, events=False).trades
 
     def columns(self, recs: np.ndarray, events: bool = True) -> TradeColumns:
         """Format every field of `recs` (trade_dt, in close order) one column at a time;

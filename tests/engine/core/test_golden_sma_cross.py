@@ -132,3 +132,16 @@ def test_cli_json_reader_that_leaves_early_is_not_an_error(data_dir):
                           timeout=300, cwd=REPO, env={**os.environ, "HINDSIGHT_DATA_DIR": str(data_dir)})
     assert proc.stdout.strip() == "0", proc.stderr
     assert proc.stderr == ""
+
+
+def test_console_script_writes_day_files_from_its_child_process(tmp_path):
+    """`hindsight run --out` as installed (the console script is __main__ of the process whose
+    child writes the files: spawn must not run the CLI again in the child)."""
+    script = Path(sys.executable).parent / "hindsight"
+    if not script.exists():
+        pytest.skip("the package is not installed as a console script here")
+    out = subprocess.run([str(script), "run", "--strategy", str(SMA), "--data", str(DATA / "daily_ohlc.csv"),
+                          "--out", str(tmp_path / "days")], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("SMA 10/20 crossover") == 1  # the report once: the child did not run the CLI
+    assert len(list((tmp_path / "days").iterdir())) == 600
