@@ -348,19 +348,24 @@ class Backtest:
                 done += d_end - d
                 d = d_end
                 continue
+            # The collector is paused while the block's results are built, not while they are
+            # handed on (a callback may wait, and the pause is process-wide).
             with gc_paused():
                 cols = builder.columns(recs, events=events)
                 cuts = np.searchsorted(recs["exit_bar"], self.day_starts[d:d_end + 1], side="left").tolist()
                 cuts[-1] = len(recs)
                 by_node = [np.flatnonzero(recs["node"] == n).tolist() for n in range(len(self.plan.entries))]
+                results = []
                 for k, day in enumerate(range(d, d_end)):
-                    if k and should_stop is not None and should_stop():
-                        parts.append(recs[:cuts[k]])
-                        return True, done
                     i, j = cuts[k], cuts[k + 1]
                     open_now = self._open_at(day, recs, by_node, j, state, day == d_end - 1)
-                    on_day(self._block_day_result(day, cols, i, j, open_now, emitted, events))
-                    done += 1
+                    results.append(self._block_day_result(day, cols, i, j, open_now, emitted, events))
+            for k, result in enumerate(results):
+                if k and should_stop is not None and should_stop():
+                    parts.append(recs[:cuts[k]])
+                    return True, done
+                on_day(result)
+                done += 1
             parts.append(recs)
             d = d_end
         return False, done
