@@ -48,7 +48,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from benchmarks.gateway_bench import _free_port, _wait_http  # noqa: E402
+from benchmarks.gateway_bench import _free_port, _stop, _wait_http  # noqa: E402
 SMA = REPO / "examples" / "strategies" / "sma_cross.json"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -131,16 +131,6 @@ def _servers(data_dir: Path, store: Path) -> tuple[list[subprocess.Popen], str]:
         _stop(procs)
         raise
     return procs, base
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            p.kill()
 
 
 def _chromium() -> str:

@@ -56,14 +56,19 @@ def run(data_dir: Path) -> dict:
         _wait_http(f"http://127.0.0.1:{http_port}/readyz")
         return asyncio.run(_measure(f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}"))
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        _stop(procs)
         shutil.rmtree(store, ignore_errors=True)
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    """Terminate the servers; kill the ones that do not stop within 20 s."""
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
 
 
 async def _start(client, base: str, a: str, b: str, **kw) -> dict:
