@@ -11,6 +11,7 @@ import logging
 import signal
 import time
 from dataclasses import dataclass
+from datetime import date
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -138,15 +139,38 @@ async def create_server(settings: EngineSettings | None = None, address: str | N
     return Engine(server, port, settings, store, catalog, jobs, health, servicer)
 
 
+# A one-day short straddle: what warm_up runs to compile the legs kernel and its helpers.
+_WARM_LEG = {"side": "sell", "lots": 1, "expiry": {"kind": "weekly"}, "atm_offset": 0, "stop_loss": {"pct": 25}}
+_WARM_STRADDLE = {
+    "name": "warm-up straddle",
+    "session": {"timezone": "Asia/Kolkata", "calendar": "XBOM", "square_off_time": "15:15"},
+    "entries": [{"id": "s", "when": {"lhs": {"field": "time"}, "op": "==", "rhs": {"time": "09:19"}},
+                 "legs": [{"id": "ce", "option_type": "CE", **_WARM_LEG}, {"id": "pe", "option_type": "PE", **_WARM_LEG}]}],
+}
+
+
 def warm_up(catalog: Catalog) -> float:
-    """Compile the kernels and build SIM-NIFTY's cache now, so no request pays for either."""
+    """Compile the kernels and build SIM-NIFTY's cache now, so no request pays for either.
+
+    With numba's on-disk cache cold (a fresh install) the legs kernel alone takes ~40 s to
+    compile on a 2-core machine: the first option run would otherwise wait for it."""
     t0 = time.perf_counter()
+    from google.protobuf import json_format
+
+    from hindsight.v1 import strategy_pb2
     from services.engine.core import kernels
+    from services.engine.core.backtest import Backtest, RunSettings, day_str
     from services.engine.core.registry import warmup as indicators_warmup
+    from services.engine.core.spec import compile_strategy
+    from services.engine.options.runner import source_for
 
     kernels.warmup()
     indicators_warmup()
-    catalog.load("SIM-NIFTY", None, None)
+    bars = catalog.load("SIM-NIFTY", None, None)
+    plan = compile_strategy(json_format.ParseDict(_WARM_STRADDLE, strategy_pb2.Strategy()))
+    last = date.fromisoformat(day_str(bars.day_bounds()[0][-1]))
+    Backtest(plan, bars, RunSettings(start=last, end=last), options=source_for(catalog, "SIM-NIFTY")).run(
+        on_day=lambda day: None)
     return time.perf_counter() - t0
 
 
