@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 from datetime import date
 from typing import AsyncIterator, Iterable
 
@@ -139,16 +140,20 @@ class BacktestServicer(pb_grpc.BacktestServiceServicer):
             known = ", ".join(d.symbol for d in self.catalog.list())
             problems.append(Problem("symbol", f"unknown dataset '{request.symbol}' (known: {known})"))
         for name in ("initial_capital", "commission_pct", "slippage_pct"):
-            if getattr(request, name) < 0:
+            value = getattr(request, name)
+            if not math.isfinite(value):
+                problems.append(Problem(name, f"{value} is not a number: give a finite value (0: the strategy's own)"))
+            elif value < 0:
                 problems.append(Problem(name, f"{name} must be >= 0 (0: the strategy's own setting)"))
-        if request.commission_pct >= 100 or request.slippage_pct >= 100:
-            problems.append(Problem("commission_pct", "percentages must be below 100 (0.01 means 0.01 %)"))
+        for name in ("commission_pct", "slippage_pct"):
+            if math.isfinite(getattr(request, name)) and getattr(request, name) >= 100:
+                problems.append(Problem(name, "percentages must be below 100 (0.01 means 0.01 %)"))
         if request.tick_interval < 0:
             problems.append(Problem("tick_interval", "must be >= 0 (0: no tick_update events)"))
         if request.timeframe:
-            from services.engine.core.spec import TIMEFRAME_RE
+            from services.engine.core.spec import valid_timeframe
 
-            if not TIMEFRAME_RE.match(request.timeframe):
+            if not valid_timeframe(request.timeframe):
                 problems.append(Problem("timeframe", f"unknown timeframe '{request.timeframe}': use 1m, 5m, 15m, 1h, 1d"))
         if len(request.request_id) > 128:
             problems.append(Problem("request_id", "at most 128 characters"))

@@ -159,12 +159,17 @@ def _merge_body(binding: Binding, request: Message, body: bytes, content_type: s
     except json.JSONDecodeError as exc:
         raise bad_request(f"malformed JSON in request body: {exc.msg} at line {exc.lineno}, "
                           f"column {exc.colno} (char {exc.pos})") from None
-    if target_field is None:
-        if not isinstance(data, dict):
-            raise bad_request(f"request body must be a JSON object, got {_json_kind(data)}")
-        _parse_into(data, request)
-    else:
-        _parse_into({target_field.name: data}, request)
+    except RecursionError:
+        raise bad_request("request body nests arrays or objects too deeply") from None
+    try:
+        if target_field is None:
+            if not isinstance(data, dict):
+                raise bad_request(f"request body must be a JSON object, got {_json_kind(data)}")
+            _parse_into(data, request)
+        else:
+            _parse_into({target_field.name: data}, request)
+    except RecursionError:
+        raise bad_request("request body nests messages too deeply") from None
 
 
 def _parse_into(data: dict[str, Any], message: Message) -> None:

@@ -126,3 +126,31 @@ async def test_engine_validation_errors_keep_their_details(real: str) -> None:
     violations = body["details"][0]["field_violations"]
     assert body["details"][0]["@type"] == "type.googleapis.com/google.rpc.BadRequest"
     assert any(v["field"].startswith("strategy") for v in violations)
+
+
+@pytest.mark.parametrize("body, field", [
+    # JSON nested a thousand deep: the parser's recursion limit, a 400 (was a 500).
+    ('{"strategy": ' + '[' * 1000 + ']' * 1000 + '}', "body"),
+    ('{"strategy": {"entries": [{"when": ' + '{"all": [' * 400 + '{}' + ']}' * 400 + '}]}}', "body"),
+    ({"initial_capital": "NaN"}, "initial_capital"),
+    ({"commission_pct": "Infinity"}, "commission_pct"),
+    ({"slippage_pct": "-Infinity"}, "slippage_pct"),
+    ({"timeframe": "0m"}, "timeframe"),
+    ({"strategy": {"execution": {"initial_capital": "NaN"}}}, "initial_capital"),
+    ({"strategy": {"execution": {"timeframe": "0h"}}}, "timeframe"),
+])
+async def test_bad_numbers_and_deep_bodies_are_400_with_the_field(real: str, body: Any, field: str) -> None:
+    strategy = json.loads((REPO / "examples" / "strategies" / "rsi_reversion.json").read_text())
+    async with httpx.AsyncClient(base_url=real, timeout=60) as c:
+        if isinstance(body, str):
+            r = await c.post("/api/v1/backtests", content=body, headers={"content-type": "application/json"})
+        else:
+            doc = {"strategy": strategy, "symbol": "SIM-NIFTY", "start_date": "2024-01-01", "end_date": "2024-01-05"}
+            for key, value in body.items():
+                if key == "strategy":
+                    doc["strategy"] = {**strategy, "execution": {**strategy["execution"], **value["execution"]}}
+                else:
+                    doc[key] = value
+            r = await c.post("/api/v1/backtests", json=doc)
+    assert r.status_code == 400, r.text
+    assert field in r.text, r.text

@@ -7,6 +7,7 @@ All problems are collected, so a user fixes a file in one pass; `SpecError` carr
 
 from __future__ import annotations
 
+import math
 import re
 import zoneinfo
 from dataclasses import dataclass, field
@@ -27,6 +28,12 @@ OPERATORS = COMPARISONS + CROSSES
 STATE_OPERANDS = ("position_mtm", "leg_premium")  # known only as the run goes (option positions)
 FILLS = ("next_open", "close")
 TIMEFRAME_RE = re.compile(r"^(\d+)(m|h|d)$")
+
+
+def valid_timeframe(text: str) -> bool:
+    """'5m', '1h', '1d': a positive whole number and a unit ('0m' is not a timeframe)."""
+    m = TIMEFRAME_RE.match(text)
+    return bool(m) and int(m.group(1)) > 0
 _ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 _TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 DEFAULT_CAPITAL = 100_000.0
@@ -268,9 +275,9 @@ class _Validator:
             v = getattr(ex, name)
             if not (0 <= v < 100):
                 self.err(f"execution.{name}", f"{v} is not a percentage in [0, 100): e.g. 0.01 means 0.01 %")
-        if ex.initial_capital < 0:
-            self.err("execution.initial_capital", f"{ex.initial_capital} must be positive")
-        if ex.timeframe and not TIMEFRAME_RE.match(ex.timeframe):
+        if not (0 <= ex.initial_capital < math.inf):  # NaN fails this too
+            self.err("execution.initial_capital", f"{ex.initial_capital} is not a positive, finite amount")
+        if ex.timeframe and not valid_timeframe(ex.timeframe):
             self.err("execution.timeframe", f"unknown timeframe '{ex.timeframe}': use e.g. 1m, 5m, 15m, 1h, 1d")
         return ExecutionPlan(fill == "close", ex.commission_pct, ex.slippage_pct,
                              ex.initial_capital or DEFAULT_CAPITAL, ex.timeframe)
