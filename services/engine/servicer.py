@@ -62,7 +62,17 @@ def invalid(problems: list[Problem], prefix: str = "") -> RpcError:
                     f"{field}: {first.description}{more}" if field else f"{first.description}{more}", [br])
 
 
+# Identifiers echoed in errors are cut to this many characters: an id of any length is simply
+# not found, and gRPC refuses trailers over 16 KiB (a 5,000-character id, echoed in the message
+# and the details, came back as RESOURCE_EXHAUSTED instead of NOT_FOUND).
+MAX_ECHOED_ID = 200
+# Longest strategy_id a run may carry (it is stored, listed and echoed).
+MAX_STRATEGY_ID = 200
+
+
 def not_found(what: str, ident: str) -> RpcError:
+    if len(ident) > MAX_ECHOED_ID:
+        ident = ident[:MAX_ECHOED_ID] + "…"
     info = error_details_pb2.ResourceInfo(resource_type=what, resource_name=ident,
                                           description=f"no {what} '{ident}' (it may have expired or been deleted)")
     return RpcError(grpc.StatusCode.NOT_FOUND, f"{what} '{ident}' not found", [info])
@@ -157,6 +167,8 @@ class BacktestServicer(pb_grpc.BacktestServiceServicer):
                 problems.append(Problem("timeframe", f"unknown timeframe '{request.timeframe}': use 1m, 5m, 15m, 1h, 1d"))
         if len(request.request_id) > 128:
             problems.append(Problem("request_id", "at most 128 characters"))
+        if len(request.strategy_id) > MAX_STRATEGY_ID:
+            problems.append(Problem("strategy_id", f"at most {MAX_STRATEGY_ID} characters, got {len(request.strategy_id)}"))
         start = _date_field(request.start_date, "start_date")
         end = _date_field(request.end_date, "end_date")
         if start and end and start > end:

@@ -154,3 +154,23 @@ async def test_bad_numbers_and_deep_bodies_are_400_with_the_field(real: str, bod
             r = await c.post("/api/v1/backtests", json=doc)
     assert r.status_code == 400, r.text
     assert field in r.text, r.text
+
+
+@pytest.mark.parametrize("length", [201, 5000, 20000])
+async def test_an_id_of_any_length_is_not_found(real: str, length: int) -> None:
+    """Not a 429 (RESOURCE_EXHAUSTED: the echoed id made gRPC's trailers too big)."""
+    bid = "bt_" + "x" * length
+    async with httpx.AsyncClient(base_url=real, timeout=60) as c:
+        for r in (await c.get(f"/api/v1/backtests/{bid}"), await c.get(f"/api/v1/backtests/{bid}/days/2024-01-02"),
+                  await c.post(f"/api/v1/backtests/{bid}:cancel"), await c.get(f"/api/v1/backtests/{bid}/stream"),
+                  await c.get(f"/api/v1/backtests/{bid}/archive.zip")):
+            assert r.status_code == 404, r.text[:300]
+            assert r.json()["code"] == 5 and len(r.text) < 2000
+
+
+async def test_a_long_strategy_id_is_refused(real: str) -> None:
+    strategy = json.loads((REPO / "examples" / "strategies" / "rsi_reversion.json").read_text())
+    async with httpx.AsyncClient(base_url=real, timeout=60) as c:
+        r = await c.post("/api/v1/backtests", json={"strategy": strategy, "symbol": "SIM-NIFTY",
+                                                    "strategy_id": "s" * 201})
+    assert r.status_code == 400 and "strategy_id" in r.text, r.text[:300]
