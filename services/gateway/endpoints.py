@@ -46,6 +46,7 @@ REQUEST_ID_KEY = "hindsight.request_id"  # where the request-context middleware 
 _PATH_KEY = "hindsight.path"  # the split request path, cached for the other routes
 _GRPC_TIMEOUT = re.compile(r"^(\d{1,8})([HMSmun])$")
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+_MAX_TIMEOUT_S = 100 * 86_400.0
 _METADATA_PREFIX = "grpc-metadata-"
 _METADATA_KEY = re.compile(r"^[0-9a-z_.-]+$")
 _PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
@@ -468,7 +469,9 @@ def _timeout(headers: Headers, default: float | None) -> float | None:
     if m is None:
         raise bad_request(f"header 'Grpc-Timeout' must be digits and a unit (H, M, S, m, u, n), e.g. 10S "
                           f"or 500m; got '{raw}'", ("Grpc-Timeout", "malformed"))
-    return int(m.group(1)) * _TIMEOUT_UNITS[m.group(2)]
+    # gRPC turns a deadline beyond ~2,000,000 hours into one already past (its nanosecond
+    # clock overflows): the call failed at once with 504. Longer than 100 days is as good as none.
+    return min(int(m.group(1)) * _TIMEOUT_UNITS[m.group(2)], _MAX_TIMEOUT_S)
 
 
 def _metadata_headers(metadata: Any) -> dict[str, str]:

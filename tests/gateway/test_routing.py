@@ -346,3 +346,10 @@ async def test_a_raw_body_fills_an_http_body_field(client: httpx.AsyncClient, fa
     r = await client.post("/test/v1/uploads/u1?label=first", content=bytes(range(256)) * 4, headers=headers)
     assert r.status_code == 200, r.text
     assert r.json() == {"id": "u1", "content_type": sent, "size": 1024, "label": "first"}
+
+
+@pytest.mark.parametrize("header", ["2063154H", "99999999H", "99999999M"])
+async def test_a_huge_grpc_timeout_is_no_deadline_not_an_instant_504(client: httpx.AsyncClient, header: str) -> None:
+    # gRPC's clock overflowed on deadlines past ~2,000,000 hours: the call failed at once.
+    r = await client.get("/api/v1/backtests/bt-1", headers={"grpc-timeout": header})
+    assert r.status_code == 200, r.text
