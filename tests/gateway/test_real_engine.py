@@ -174,3 +174,18 @@ async def test_a_long_strategy_id_is_refused(real: str) -> None:
         r = await c.post("/api/v1/backtests", json={"strategy": strategy, "symbol": "SIM-NIFTY",
                                                     "strategy_id": "s" * 201})
     assert r.status_code == 400 and "strategy_id" in r.text, r.text[:300]
+
+
+@pytest.mark.parametrize("grow, field", [
+    (lambda s: s["indicators"].extend({"id": f"sma{k}", "kind": "sma", "period": 10} for k in range(5000)), "strategy.indicators"),
+    (lambda s: s.update(description="x" * 300_000), "strategy"),
+    (lambda s: s["entries"].extend({**s["entries"][0], "id": f"e{k}"} for k in range(60)), "strategy.entries"),
+])
+async def test_oversized_strategies_are_400_before_anything_is_computed(real: str, grow: Any, field: str) -> None:
+    strategy = json.loads((REPO / "examples" / "strategies" / "rsi_reversion.json").read_text())
+    grow(strategy)
+    async with httpx.AsyncClient(base_url=real, timeout=60) as c:
+        r = await c.post("/api/v1/backtests", json={"strategy": strategy, "symbol": "SIM-NIFTY"})
+    assert r.status_code == 400, r.text[:300]
+    violations = r.json()["details"][0]["field_violations"]
+    assert violations[0]["field"].startswith(field), violations

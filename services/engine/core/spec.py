@@ -695,8 +695,30 @@ def _warmup(plan_inds: tuple[IndicatorPlan, ...], entries, exits) -> int:
     return worst
 
 
+# Bounds on what one strategy may ask for (each indicator output is a float64 array the length
+# of the data: 50 are ~360 MB over a decade of one-minute bars; 5,000 SMAs cost 1.7 GB).
+MAX_STRATEGY_BYTES = 256 * 1024
+MAX_INDICATORS = 50
+MAX_NODES = 50  # entries, and exits
+
+
+def _too_big(strategy: strategy_pb2.Strategy) -> list[Problem]:
+    size = strategy.ByteSize()
+    if size > MAX_STRATEGY_BYTES:
+        return [Problem("", f"the strategy is {size:,} bytes: at most {MAX_STRATEGY_BYTES:,}")]
+    out = []
+    for name, limit in (("indicators", MAX_INDICATORS), ("entries", MAX_NODES), ("exits", MAX_NODES)):
+        n = len(getattr(strategy, name))
+        if n > limit:
+            out.append(Problem(name, f"{n} {name}: at most {limit}"))
+    return out
+
+
 def compile_strategy(strategy: strategy_pb2.Strategy) -> StrategyPlan:
     """Validate `strategy`; return its plan or raise `SpecError` listing every problem."""
+    too_big = _too_big(strategy)
+    if too_big:  # refused before anything is built from it
+        raise SpecError(too_big)
     v = _Validator(strategy)
     session = v.session()
     execution = v.execution()
