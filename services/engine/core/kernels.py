@@ -51,6 +51,22 @@ _NO_ORDER = -1
 
 # ---- helpers: records and scalars only --------------------------------------------------------
 @njit(cache=True, nogil=True)
+def entry_allowed_nb(intraday, squared, last_of_day, fill_at_close, square_off, i, day_entries, max_per_day,
+                     max_re_entries):
+    """May an entry signal at bar i place its order? (Both kernels: the underlying's and the legs'.)
+
+    Intraday: no entry at or after the square-off bar, on a day's last bar, nor one that would
+    fill at the next open when that open is the square-off. The day's limits count the entries
+    of the day the order fills in (the next day's, for a last-bar signal filling at the open)."""
+    if intraday and (squared or last_of_day or (not fill_at_close and square_off[i + 1])):
+        return False
+    count = 0 if (not fill_at_close and last_of_day) else day_entries
+    if max_per_day > 0 and count >= max_per_day:
+        return False
+    return not (max_re_entries >= 0 and count > max_re_entries)
+
+
+@njit(cache=True, nogil=True)
 def _distance_nb(mode, value, ref, atr):
     """Stop distance in price points: value % of ref, value points, or value x atr; NaN for none."""
     if mode == STOP_PCT:
@@ -391,17 +407,9 @@ def run_nb(open_, high, low, close, day, square_off, entry_signal, exit_signal, 
                 if pos[e].qty != 0.0 and b.exit_reason == _NO_ORDER:
                     continue
                 last_of_day = i + 1 >= n or day[i + 1] != d
-                if intraday:
-                    # No entry at or after the square-off bar, on a day's last bar, nor one
-                    # that would fill at the next open when that open is the square-off.
-                    if squared or last_of_day or (not fill_at_close and square_off[i + 1]):
-                        continue
-                # Limits count the entries of the day the order fills in.
-                count = 0 if (not fill_at_close and last_of_day) else b.day_entries
                 nd = nodes[e]
-                if nd.max_per_day > 0 and count >= nd.max_per_day:
-                    continue
-                if nd.max_re_entries >= 0 and count > nd.max_re_entries:
+                if not entry_allowed_nb(intraday, squared, last_of_day, fill_at_close, square_off, i, b.day_entries,
+                                        nd.max_per_day, nd.max_re_entries):
                     continue
                 b.entry_bar = i
                 orders = True

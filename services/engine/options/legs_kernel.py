@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from services.engine.core.kernels import entry_allowed_nb
 from services.engine.core.records import (
     EXIT_DAILY_MAX_LOSS, EXIT_DAILY_MAX_PROFIT, EXIT_EXPIRY, EXIT_MAX_BARS,
     EXIT_MTM_STOP, EXIT_MTM_TARGET, EXIT_POSITION_STOP, EXIT_POSITION_TARGET, EXIT_SIGNAL,
@@ -248,13 +249,9 @@ def run_legs_nb(open_, high, low, close, day, dayidx, square_off, sess, tleft, v
                 b = book[e]
                 if pos[e].legs_open > 0 and b.exit_reason == NO_ORDER:
                     continue
-                if intraday and (squared or last_of_day or (not fill_at_close and square_off[i + 1])):
-                    continue
-                count = 0 if (not fill_at_close and last_of_day) else b.day_entries
                 nd = nodes[e]
-                if nd.max_per_day > 0 and count >= nd.max_per_day:
-                    continue
-                if nd.max_re_entries >= 0 and count > nd.max_re_entries:
+                if not entry_allowed_nb(intraday, squared, last_of_day, fill_at_close, square_off, i, b.day_entries,
+                                        nd.max_per_day, nd.max_re_entries):
                     continue
                 b.entry_bar = i
                 orders = True
