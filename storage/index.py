@@ -31,7 +31,7 @@ from .records import (
 INDEX_NAME = "index.sqlite3"
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 
 # Identifiers are quoted everywhere: `current_date` is an SQL keyword.
 _COLUMNS = ", ".join(f'"{name}"' for name in RECORD_FIELDS)
@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS backtests (
     "error_code"     TEXT,
     "error_message"  TEXT,
     "summary_json"   TEXT,
-    "config_json"    TEXT
+    "config_json"    TEXT,
+    "stored_bytes"   INTEGER NOT NULL DEFAULT 0
 );
 -- Idempotent starts: one backtest per (caller, request_id) when a request_id is given.
 CREATE UNIQUE INDEX IF NOT EXISTS backtests_request
@@ -67,6 +68,11 @@ CREATE INDEX IF NOT EXISTS backtests_created ON backtests ("created_at", "backte
 CREATE INDEX IF NOT EXISTS backtests_strategy
     ON backtests ("strategy_id", "created_at", "backtest_id");
 CREATE INDEX IF NOT EXISTS backtests_status ON backtests ("status", "created_at");
+"""
+# After the table exists (an index of version 1 gets the column first).
+_SCHEMA_OWNER = f"""
+-- A user's own runs, newest first (every list but an admin's).
+CREATE INDEX IF NOT EXISTS backtests_caller ON backtests ("caller", "created_at", "backtest_id");
 PRAGMA user_version = {_SCHEMA_VERSION};
 """
 
@@ -95,6 +101,10 @@ class SqliteIndex:
             # the event log and day files (the data themselves) outlive.
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(backtests)")}
+            if "stored_bytes" not in columns:  # an index written before version 2
+                self._db.execute('ALTER TABLE backtests ADD COLUMN "stored_bytes" INTEGER NOT NULL DEFAULT 0')
+            self._db.executescript(_SCHEMA_OWNER)
         except BaseException:
             self._db.close()
             raise
@@ -178,22 +188,33 @@ class SqliteIndex:
                             f'AND "status" IN ({marks})', [caller, *statuses])
         return int(rows[0][0])
 
+    def stored_bytes_by_caller(self, caller: str) -> int:
+        """Bytes on disk of the caller's backtests, as recorded when each ended."""
+        _, rows = self._run('SELECT COALESCE(SUM("stored_bytes"), 0) FROM backtests WHERE "caller" = ?',
+                            [caller])
+        return int(rows[0][0])
+
     def list(self, strategy_id: str | None = None, status: str | None = None,
-             page_size: int = DEFAULT_PAGE_SIZE, page_token: str | None = None) -> Page:
+             page_size: int = DEFAULT_PAGE_SIZE, page_token: str | None = None, *,
+             caller: str | None = None) -> Page:
         """One page of backtests, newest first, and the token of the next page (None at the end).
 
         Keyset pagination on (created_at, backtest_id): pages neither skip nor repeat rows when
         backtests are added or deleted meanwhile. page_size 0 means the default; larger than
         MAX_PAGE_SIZE is capped. A token only works with the filters it was issued for.
+        `caller` (None: everyone's) keeps only that caller's backtests.
         """
         if page_size < 0:
             raise ValueError(f"page_size must be >= 0, got {page_size}")
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         if status is not None:
             check_status(status)
-        filters = [strategy_id, status]
+        filters = _filters(strategy_id, status, caller)
         where: builtins.list[str] = []
         params: builtins.list[Any] = []
+        if caller is not None:
+            where.append('"caller" = ?')
+            params.append(caller)
         if strategy_id is not None:
             where.append('"strategy_id" = ?')
             params.append(strategy_id)
@@ -212,8 +233,13 @@ class SqliteIndex:
         if len(records) <= size:
             return records, None
         records = records[:size]
-        last = records[-1]
-        return records, _encode_token(last.created_at, last.backtest_id, filters)
+        return records, self.token_after(records[-1], strategy_id, status, caller=caller)
+
+    def token_after(self, record: BacktestRecord, strategy_id: str | None = None, status: str | None = None,
+                    *, caller: str | None = None) -> str:
+        """The page token that lists, with these filters, what comes after `record` (for a
+        page cut short, e.g. by its size in bytes)."""
+        return _encode_token(record.created_at, record.backtest_id, _filters(strategy_id, status, caller))
 
     def _run(self, sql: str, params: Iterable[Any] = ()) -> tuple[int, builtins.list[Any]]:
         """(rowcount, rows) of one statement; rows are fetched under the lock, as the
@@ -225,6 +251,11 @@ class SqliteIndex:
     def _query(self, sql: str, params: Iterable[Any] = ()) -> Records:
         _, rows = self._run(sql, params)
         return [BacktestRecord(*row) for row in rows]
+
+
+def _filters(strategy_id: str | None, status: str | None, caller: str | None) -> list[str | None]:
+    # A token names the filters it was issued for; the caller's own list keeps version 1's shape.
+    return [strategy_id, status] if caller is None else [strategy_id, status, caller]
 
 
 def _encode_token(created_at: float, backtest_id: str, filters: list[str | None]) -> str:

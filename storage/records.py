@@ -49,6 +49,7 @@ class BacktestRecord:
     error_message: str | None = None
     summary_json: str | None = None
     config_json: str | None = None
+    stored_bytes: int = 0  # what its log, day files and metadata take on disk (set as it ends)
 
     def __post_init__(self) -> None:
         check_status(self.status)

@@ -7,6 +7,7 @@ vanishes atomically and a crash mid-delete leaves nothing a reader could trip on
 from __future__ import annotations
 
 import builtins
+import hashlib
 import json
 import os
 import re
@@ -30,12 +31,25 @@ from .records import TERMINAL_STATUSES, BacktestRecord, Page, Records
 
 DEFAULT_TTL_SECONDS = 12 * 3600.0
 BACKTESTS_DIR = "backtests"
+USERS_DIR = "users"
 TRASH_DIR = "trash"
 METADATA_NAME = "metadata.json"
 
 # Ids become directory names: a closed alphabet, no leading dot (so no "." or ".."), and a
 # length well inside the 255-byte name limit.
 _ID = re.compile(r"[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,199}")
+
+
+# User ids that are directory names as they are; any other id gets a digest (never clashes:
+# "=" is not in this alphabet).
+_USER_DIR = re.compile(r"[A-Za-z0-9_@-][A-Za-z0-9_.@-]{0,63}")
+
+
+def user_dir_name(user_id: str) -> str:
+    """The folder holding one user's backtests: the id itself when it is a safe name."""
+    if _USER_DIR.fullmatch(user_id):
+        return user_id
+    return "=" + hashlib.sha256(user_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def check_backtest_id(backtest_id: str) -> str:
@@ -49,11 +63,14 @@ def check_backtest_id(backtest_id: str) -> str:
 class LocalStore:
     """The `StorageBackend` the engine uses by default. One process per root.
 
-        <root>/index.sqlite3                  the index of backtests (WAL mode)
-        <root>/backtests/<id>/events.log      the event log
-        <root>/backtests/<id>/metadata.json   written by the service (atomic)
-        <root>/backtests/<id>/days/<date>/    trades_daily.json.gz, diagnostics_export.json.gz
-        <root>/trash/                         directories being deleted
+        <root>/index.sqlite3                                the index of backtests (WAL mode)
+        <root>/users/<user>/backtests/<id>/events.log       the event log
+        <root>/users/<user>/backtests/<id>/metadata.json    written by the service (atomic)
+        <root>/users/<user>/backtests/<id>/days/<date>/     trades_daily.json.gz, diagnostics_export.json.gz
+        <root>/trash/                                       directories being deleted
+
+    A backtest's folder is under its owner's (the index row's `caller`; see `user_dir_name`).
+    Folders of the layout before users (`<root>/backtests/<id>`) are moved on open.
 
     Event logs are shared: `event_log(id)` returns the one live instance of a backtest's log
     for as long as anyone (writer, stream) holds it, so all see the same appends. The most
@@ -72,15 +89,18 @@ class LocalStore:
         self._ttl = float(ttl_seconds)
         self._fsync = fsync
         self._keep_open_logs = max(0, keep_open_logs)
-        self._backtests = self._root / BACKTESTS_DIR
+        self._legacy = self._root / BACKTESTS_DIR
+        self._users = self._root / USERS_DIR
         self._trash = self._root / TRASH_DIR
-        self._backtests.mkdir(parents=True, exist_ok=True)
+        self._users.mkdir(parents=True, exist_ok=True)
         self._trash.mkdir(exist_ok=True)
         self.index = SqliteIndex(self._root / INDEX_NAME)
         self._lock = threading.RLock()
         self._live: weakref.WeakValueDictionary[str, FileEventLog] = weakref.WeakValueDictionary()
         self._recent: OrderedDict[str, FileEventLog] = OrderedDict()
+        self._paths: dict[str, Path] = {}  # backtest id → its folder (an id's owner never changes)
         self._empty_trash()  # what an interrupted delete left
+        self._move_legacy()
 
     @property
     def root(self) -> Path:
@@ -91,14 +111,32 @@ class LocalStore:
         return self._ttl
 
     def backtest_dir(self, backtest_id: str) -> Path:
-        return self._backtests / check_backtest_id(backtest_id)
+        """The backtest's folder, under its owner's; for an id without a row, where a folder
+        of the layout before users would be (nothing is found there)."""
+        path = self._paths.get(backtest_id)
+        if path is not None:
+            return path
+        check_backtest_id(backtest_id)
+        record = self.index.get(backtest_id)
+        if record is None:
+            return self._legacy / backtest_id
+        path = self._owned_dir(record)
+        with self._lock:
+            if len(self._paths) > 100_000:
+                self._paths.clear()
+            self._paths[backtest_id] = path
+        return path
+
+    def _owned_dir(self, record: BacktestRecord) -> Path:
+        return self._users / user_dir_name(record.caller) / BACKTESTS_DIR / record.backtest_id
 
     # --- the index ---------------------------------------------------------------------------
 
     def create(self, record: BacktestRecord) -> Path:
         """Index a new backtest and make its directory. `AlreadyExists` if the id or the
         caller + request_id is taken. expires_at defaults to created_at + TTL."""
-        path = self.backtest_dir(record.backtest_id)
+        check_backtest_id(record.backtest_id)
+        path = self._owned_dir(record)
         if record.expires_at is None:
             record = replace(record, expires_at=record.created_at + self._ttl)
         # Row first: a directory without a row is an orphan that cleanup may remove.
@@ -108,11 +146,19 @@ class LocalStore:
                 # A directory already there was left by a delete that died between removing
                 # the row and the directory: its contents belong to no one.
                 stale = self._move_to_trash(path)
+                parent = path.parent
+                if not parent.is_dir():
+                    parent.mkdir(parents=True)
+                    if self._fsync:
+                        fsync_dir(parent.parent)
+                        fsync_dir(self._users)
                 path.mkdir()
+                self._paths[record.backtest_id] = path
             if self._fsync:
-                fsync_dir(self._backtests)
+                fsync_dir(parent)
         except BaseException:
             self.index.delete(record.backtest_id)
+            self._paths.pop(record.backtest_id, None)
             raise
         if stale is not None:
             shutil.rmtree(stale, ignore_errors=True)
@@ -133,8 +179,32 @@ class LocalStore:
         return self.index.find_by_request(caller, request_id)
 
     def list(self, strategy_id: str | None = None, status: str | None = None,
-             page_size: int = DEFAULT_PAGE_SIZE, page_token: str | None = None) -> Page:
-        return self.index.list(strategy_id, status, page_size, page_token)
+             page_size: int = DEFAULT_PAGE_SIZE, page_token: str | None = None, *,
+             caller: str | None = None) -> Page:
+        return self.index.list(strategy_id, status, page_size, page_token, caller=caller)
+
+    def token_after(self, record: BacktestRecord, strategy_id: str | None = None, status: str | None = None,
+                    *, caller: str | None = None) -> str:
+        return self.index.token_after(record, strategy_id, status, caller=caller)
+
+    def stored_bytes_by_caller(self, caller: str) -> int:
+        return self.index.stored_bytes_by_caller(caller)
+
+    def disk_usage(self, backtest_id: str) -> int:
+        """Bytes of the backtest's files (its log, day files, metadata): what it costs its owner."""
+        total = 0
+        stack = [os.fspath(self._existing_dir(backtest_id))]
+        while stack:
+            try:
+                with os.scandir(stack.pop()) as entries:
+                    for entry in entries:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        elif entry.is_file(follow_symlinks=False):
+                            total += entry.stat(follow_symlinks=False).st_size
+            except FileNotFoundError:  # deleted meanwhile
+                continue
+        return total
 
     def unfinished(self) -> Records:
         return self.index.unfinished()
@@ -249,6 +319,7 @@ class LocalStore:
             if log is not None:
                 log.close()
             existed = self.index.delete(backtest_id)
+            self._paths.pop(backtest_id, None)
             # Renaming is atomic: readers see the whole directory or none of it.
             moved = self._move_to_trash(path)
         if moved is not None:
@@ -304,13 +375,31 @@ class LocalStore:
         return target
 
     def _remove_orphans(self) -> None:
-        for entry in self._backtests.iterdir():
-            with self._lock:
-                # Under the lock: create() makes its row before its directory, so a directory
-                # seen without a row here is not one being created.
-                if (entry.is_dir() and _ID.fullmatch(entry.name)
-                        and self.index.get(entry.name) is None):
-                    self._move_to_trash(entry)
+        folders = [self._legacy] if self._legacy.is_dir() else []
+        folders += [user / BACKTESTS_DIR for user in self._users.iterdir() if (user / BACKTESTS_DIR).is_dir()]
+        for folder in folders:
+            for entry in folder.iterdir():
+                with self._lock:
+                    # Under the lock: create() makes its row before its directory, so a
+                    # directory seen without a row (or its owner's) here is not being created.
+                    if entry.is_dir() and _ID.fullmatch(entry.name):
+                        record = self.index.get(entry.name)
+                        if record is None or self._owned_dir(record) != entry:
+                            self._move_to_trash(entry)
+
+    def _move_legacy(self) -> None:
+        """Move folders of the layout before users (`backtests/<id>`) under their owners'."""
+        if not self._legacy.is_dir():
+            return
+        for entry in self._legacy.iterdir():
+            record = self.index.get(entry.name) if _ID.fullmatch(entry.name) else None
+            if record is None or not entry.is_dir():
+                continue  # an orphan: cleanup removes it
+            target = self._owned_dir(record)
+            if target.exists():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(entry, target)
 
     def _empty_trash(self) -> None:
         for entry in self._trash.iterdir():

@@ -17,6 +17,7 @@ import pytest
 from storage import LocalStore, StorageBackend
 from storage.errors import AlreadyExists, LogClosed, NotFound
 from storage.records import BacktestRecord
+from storage.store import user_dir_name
 
 
 @pytest.fixture
@@ -53,7 +54,7 @@ def test_unsafe_ids_rejected(store: LocalStore, bad: str) -> None:
 
 def test_seed_style_ids_accepted(store: LocalStore) -> None:
     backtest_id = "5708424d-5962-4629-978c-05b3a174e104_2024-10-24_2024-10-31"
-    assert new(store, backtest_id) == store.root / "backtests" / backtest_id
+    assert new(store, backtest_id, caller="alice") == store.root / "users" / "alice" / "backtests" / backtest_id
     assert new(store, "bt:20241202.153045-abc_123").is_dir()
 
 
@@ -215,14 +216,18 @@ def test_cleanup_deletes_expired_and_keeps_latest_completed(store: LocalStore) -
     for backtest_id in ("s1-old", "s2-failed"):
         store.event_log(backtest_id).append(b"x")
         store.write_day(backtest_id, "2024-10-24", {}, {})
-    orphan = store.root / "backtests" / "orphan"
+    orphan = store.backtest_dir("s1-new").parent / "orphan"
     orphan.mkdir()
     (orphan / "events.log").write_bytes(b"left by a crash")
+    # A folder under another user's than its row's owner is an orphan too.
+    misplaced = store.root / "users" / "mallory" / "backtests" / "s1-new"
+    misplaced.mkdir(parents=True)
     (store.root / "trash" / "half-deleted.123").mkdir()
 
     removed = store.cleanup(now=5000.0)
     assert sorted(removed) == ["s1-old", "s2-failed"]
-    remaining = sorted(p.name for p in (store.root / "backtests").iterdir())
+    assert not misplaced.exists() and store.backtest_dir("s1-new").is_dir()
+    remaining = sorted(p.name for p in store.backtest_dir("s1-new").parent.iterdir())
     assert remaining == ["s1-new", "s1-running", "s2-fresh"]
     assert sorted(r.backtest_id for r in store.list()[0]) == remaining
     assert list((store.root / "trash").iterdir()) == []
@@ -251,8 +256,8 @@ def test_restart_finds_unfinished(tmp_path: Path) -> None:
 
 
 def test_create_replaces_a_stale_orphan_directory(store: LocalStore) -> None:
-    stale = store.root / "backtests" / "bt1"
-    stale.mkdir()
+    stale = store.root / "users" / user_dir_name("") / "backtests" / "bt1"
+    stale.mkdir(parents=True)
     (stale / "events.log").write_bytes(os.urandom(50))
     new(store, "bt1")
     assert list(stale.iterdir()) == []
@@ -288,7 +293,7 @@ def test_days_written_without_fsync_are_synced_later(tmp_path, monkeypatch, sync
         monkeypatch.setattr(os, "fsync", lambda fd: fsynced.append(os.path.realpath(f"/proc/self/fd/{fd}"))
                             or real_fsync(fd))
     with LocalStore(tmp_path, fsync=True) as store:
-        store.create(BacktestRecord(backtest_id="bt_1", strategy_id="s", created_at=1.0))
+        store.create(BacktestRecord(backtest_id="bt_1", strategy_id="s", created_at=1.0, caller="alice"))
         for d in ("2024-01-01", "2024-01-02"):
             store.write_day("bt_1", d, {"date": d, "trades": []}, {"events_history": {}}, fsync=False)
         store.sync_days("bt_1", ["2024-01-01", "2024-01-02"])
@@ -301,5 +306,60 @@ def test_days_written_without_fsync_are_synced_later(tmp_path, monkeypatch, sync
     else:
         root = os.path.realpath(tmp_path)
         files = [p for p in fsynced if p.endswith(".json.gz")]
-        assert sorted(files) == sorted(f"{root}/backtests/bt_1/days/{d}/{name}" for d in ("2024-01-01", "2024-01-02")
+        assert sorted(files) == sorted(f"{root}/users/alice/backtests/bt_1/days/{d}/{name}" for d in ("2024-01-01", "2024-01-02")
                                        for name in ("trades_daily.json.gz", "diagnostics_export.json.gz")), fsynced
+
+
+def test_backtests_live_under_their_owners_folder(store: LocalStore) -> None:
+    a = new(store, "a1", 1.0, caller="alice")
+    b = new(store, "b1", 2.0, caller="auth|0/../x")  # not a safe name: a digest instead
+    assert a == store.root / "users" / "alice" / "backtests" / "a1"
+    assert b.parent.parent.name == user_dir_name("auth|0/../x")
+    assert b.parent.parent.name.startswith("=") and b.parent.parent.parent == store.root / "users"
+    assert user_dir_name("..") != ".." and user_dir_name(".hidden").startswith("=")
+    store.event_log("b1").append(b"x")
+    assert (b / "events.log").is_file()
+
+
+def test_lists_are_per_caller_and_pages_can_be_cut_anywhere(store: LocalStore) -> None:
+    for k in range(5):
+        new(store, f"a{k}", float(k), caller="alice")
+        new(store, f"b{k}", float(k) + 0.5, caller="bob")
+    mine, token = store.list(page_size=10, caller="alice")
+    assert [r.backtest_id for r in mine] == ["a4", "a3", "a2", "a1", "a0"] and token is None
+    everyone, _ = store.list(page_size=20)
+    assert len(everyone) == 10
+    # A page cut after its second row (its size in bytes, say) continues there.
+    token = store.token_after(mine[1], caller="alice")
+    rest, _ = store.list(page_size=10, page_token=token, caller="alice")
+    assert [r.backtest_id for r in rest] == ["a2", "a1", "a0"]
+    with pytest.raises(ValueError):  # a token is bound to its caller
+        store.list(page_token=token, caller="bob")
+    with pytest.raises(ValueError):
+        store.list(page_token=token)
+
+
+def test_stored_bytes_per_caller(store: LocalStore) -> None:
+    new(store, "a1", 1.0, caller="alice")
+    new(store, "a2", 2.0, caller="alice")
+    store.write_day("a1", "2024-10-24", {"trades": [1] * 1000}, {})
+    store.event_log("a1").append(b"x" * 100)
+    used = store.disk_usage("a1")
+    assert used > 100
+    store.update("a1", stored_bytes=used)
+    store.update("a2", stored_bytes=7)
+    assert store.stored_bytes_by_caller("alice") == used + 7
+    assert store.stored_bytes_by_caller("bob") == 0
+
+
+def test_folders_of_the_layout_before_users_move_under_their_owner(tmp_path: Path) -> None:
+    with LocalStore(tmp_path) as store:
+        new(store, "old", 1.0, caller="alice")
+        store.write_day("old", "2024-10-24", {"trades": []}, {})
+        owned = store.backtest_dir("old")
+    legacy = tmp_path / "backtests" / "old"
+    legacy.parent.mkdir()
+    os.rename(owned, legacy)
+    with LocalStore(tmp_path) as store:
+        assert store.backtest_dir("old") == owned and owned.is_dir() and not legacy.exists()
+        assert store.list_days("old") == ["2024-10-24"]
