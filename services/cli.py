@@ -214,7 +214,77 @@ def build_parser() -> argparse.ArgumentParser:
                            ("serve", "serve engine and gateway together (what `make run` does)")):
         s = sub.add_parser(name, help=helptext)
         s.set_defaults(func=_server_command(name))
+    u = sub.add_parser("users", help="manage users and their API keys (the engine's users database)")
+    usub = u.add_subparsers(dest="users_command", required=True)
+    a = usub.add_parser("add", help="add a user (or, with --key-only, a key for one) and print a new API key once")
+    a.add_argument("user_id", help="1-64 of A-Z a-z 0-9 _ . @ -")
+    a.add_argument("--admin", action="store_true", help="may see every user's backtests")
+    a.add_argument("--label", default="", help="what the key is for (shown by list)")
+    a.add_argument("--key-only", action="store_true", help="the user exists: issue another key")
+    a.set_defaults(func=cmd_users_add)
+    ls = usub.add_parser("list", help="list users and their keys (never the keys themselves)")
+    ls.set_defaults(func=cmd_users_list)
+    rv = usub.add_parser("revoke", help="revoke a key (by key id) or every key of a user (by user id)")
+    rv.add_argument("ident", help="a key id (from list) or a user id")
+    rv.set_defaults(func=cmd_users_revoke)
     return p
+
+
+def _users():
+    from services.engine.auth import UserStore
+    from services.engine.settings import EngineSettings
+
+    settings = EngineSettings.from_env()
+    return UserStore(settings.users_db), settings.users_db
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    users, path = _users()
+    try:
+        if not args.key_only:
+            users.add_user(args.user_id, "admin" if args.admin else "user")
+        token = users.issue_key(args.user_id, args.label)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        users.close()
+    print(token)
+    print(f"(the API key of '{args.user_id}', shown this once; send it as 'Authorization: Bearer <key>'. "
+          f"Users are in {path}; an engine with users requires a token from every caller.)", file=sys.stderr)
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    users, _ = _users()
+    try:
+        keys: dict[str, list] = {}
+        for k in users.keys():
+            keys.setdefault(k.user_id, []).append(k)
+        for user_id, role, _created in users.users():
+            print(f"{user_id}\t{role}")
+            for k in keys.get(user_id, []):
+                when = dt.datetime.fromtimestamp(k.created_at, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+                state = "revoked" if k.revoked_at else "active"
+                print(f"  key {k.key_id}\t{state}\tcreated {when}\t{k.label}")
+    finally:
+        users.close()
+    return 0
+
+
+def cmd_users_revoke(args: argparse.Namespace) -> int:
+    users, _ = _users()
+    try:
+        n = users.revoke(args.ident)
+    finally:
+        users.close()
+    if not n:
+        print(f"error: no active key with id or user id '{args.ident}'", file=sys.stderr)
+        return 1
+    print(f"revoked {n} key{'s' if n != 1 else ''}")
+    return 0
 
 
 def _server_command(name: str):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
@@ -21,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 from hindsight.v1 import backtest_service_pb2 as pb
 from hindsight.v1 import backtest_service_pb2_grpc as pb_grpc
 
+from services.engine.auth import from_settings, is_loopback
 from services.engine.core.catalog import Catalog
 from services.engine.hub import StreamHub
 from services.engine.jobs import JobManager
@@ -49,8 +51,46 @@ def _passthrough(msg) -> bytes:
     return msg if isinstance(msg, bytes) else msg.SerializeToString()
 
 
+async def _bad_message(context, name: str, exc: Exception) -> None:
+    from google.rpc import error_details_pb2
+
+    from services.engine.servicer import RpcError, _abort
+
+    await _abort(context, RpcError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"the request is not a valid {name} message: {exc}",
+                                   [error_details_pb2.BadRequest(field_violations=[
+                                       error_details_pb2.BadRequest.FieldViolation(
+                                           field="", description=f"cannot decode {name}: {exc}")])]))
+
+
+def _decoding_unary(fn, req_cls):
+    """Requests arrive as bytes and are decoded here, so a corrupt, over-deep or non-UTF-8
+    message is INVALID_ARGUMENT (grpcio's own deserializer failure is UNKNOWN/INTERNAL)."""
+    async def handler(raw: bytes, context):
+        try:
+            request = req_cls.FromString(raw)
+        except (DecodeError, RecursionError, ValueError) as exc:
+            await _bad_message(context, req_cls.DESCRIPTOR.full_name, exc)
+            return None
+        return await fn(request, context)
+    return handler
+
+
+def _decoding_stream(fn, req_cls):
+    async def handler(raw: bytes, context):
+        try:
+            request = req_cls.FromString(raw)
+        except (DecodeError, RecursionError, ValueError) as exc:
+            await _bad_message(context, req_cls.DESCRIPTOR.full_name, exc)
+            return
+        async for item in fn(request, context):
+            yield item
+    return handler
+
+
 def _method_handlers(servicer: BacktestServicer) -> dict[str, grpc.RpcMethodHandler]:
-    """The generated handlers, except the event streams' serializer (bytes pass through)."""
+    """The generated handlers, decoding requests themselves (see _decoding_unary); the event
+    streams' responses pass through as the bytes they already are."""
     handlers: dict[str, grpc.RpcMethodHandler] = {}
     service = pb.DESCRIPTOR.services_by_name["BacktestService"]
     from google.protobuf import symbol_database
@@ -63,10 +103,10 @@ def _method_handlers(servicer: BacktestServicer) -> dict[str, grpc.RpcMethodHand
         ser = _passthrough if method.name in PASSTHROUGH else resp_cls.SerializeToString
         if method.server_streaming:
             handlers[method.name] = grpc.unary_stream_rpc_method_handler(
-                fn, request_deserializer=req_cls.FromString, response_serializer=ser)
+                _decoding_stream(fn, req_cls), response_serializer=ser)
         else:
             handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-                fn, request_deserializer=req_cls.FromString, response_serializer=ser)
+                _decoding_unary(fn, req_cls), response_serializer=ser)
     return handlers
 
 
@@ -114,6 +154,12 @@ class Engine:
 async def create_server(settings: EngineSettings | None = None, address: str | None = None) -> Engine:
     """Build the engine and bind it (address "127.0.0.1:0" picks a free port). Not started."""
     settings = settings or EngineSettings.from_env()
+    auth = from_settings(settings)
+    host = (address or settings.grpc_addr).rsplit(":", 1)[0]
+    if not auth.configured and not is_loopback(host):
+        raise SystemExit(f"refusing to serve {host}: no users or JWT issuer are configured, so anyone who can reach "
+                         "this address would act as the local user. Add a user ('hindsight users add NAME') or set "
+                         "HINDSIGHT_JWT_ISSUER and HINDSIGHT_JWT_KEYS, or bind to 127.0.0.1.")
     loop = asyncio.get_running_loop()
     hub = StreamHub(loop)
     store = LocalStore(settings.store_root, ttl_seconds=settings.ttl_seconds, fsync=settings.fsync)
@@ -127,7 +173,7 @@ async def create_server(settings: EngineSettings | None = None, address: str | N
         log.info("TTL cleanup removed %d backtests", len(removed))
 
     server = grpc.aio.server(options=KEEPALIVE_OPTIONS)
-    servicer = BacktestServicer(store, catalog, jobs, hub, settings)
+    servicer = BacktestServicer(store, catalog, jobs, hub, settings, auth)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, _method_handlers(servicer)),))
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -181,6 +227,11 @@ async def serve(settings: EngineSettings | None = None, ready: asyncio.Event | N
     await engine.start()
     log.info("engine serving on %s:%d (warm-up %.1fs)", settings.grpc_addr.rsplit(":", 1)[0], engine.port, took)
     print(f"hindsight engine: gRPC on {settings.grpc_addr.rsplit(':', 1)[0]}:{engine.port}", flush=True)
+    if engine.servicer.auth.configured:
+        print("hindsight engine: callers need a bearer token (API key or JWT)", flush=True)
+    else:
+        print("hindsight engine: no users configured: callers on this machine act as the one user 'local' "
+              "without a token ('hindsight users add NAME' turns tokens on)", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -43,10 +43,27 @@ class EngineSettings:
     shutdown_grace_seconds: float = 5.0
     fsync: bool = True
     gateway_prefix: str = ""               # prepended to stream_url (the gateway's public base)
+    # --- identity (see auth.py) ---
+    users_file: Path | None = None         # default: <data_dir>/auth/users.sqlite3
+    jwt_issuer: str = ""                   # set: JWTs from this issuer are accepted
+    jwt_keys: Path | None = None           # its public keys: a JWKS (JSON) or PEM file
+    jwt_jwks_url: str = ""                 # or where to fetch its JWKS
+    jwt_audience: str = ""                 # required `aud`, if set
+    jwt_roles_claim: str = "roles"         # a claim listing "admin" makes an admin
+    # --- quotas per user (0: unlimited) ---
+    max_queued_per_user: int = 16          # runs waiting to start
+    starts_per_minute: int = 60            # StartBacktest calls that create a run
+    max_stored_bytes_per_user: int = 20 << 30  # logs, day files and metadata of the user's runs
+    max_run_memory_bytes: int = 4 << 30    # estimated arrays of one run, checked before it starts
+    list_page_bytes: int = 1 << 20         # a ListBacktests page stops growing here
 
     @property
     def store_root(self) -> Path:
         return self.store_dir or (self.data_dir / "store")
+
+    @property
+    def users_db(self) -> Path:
+        return self.users_file or (self.data_dir / "auth" / "users.sqlite3")
 
     @classmethod
     def from_env(cls, **overrides) -> "EngineSettings":
@@ -62,5 +79,16 @@ class EngineSettings:
             cleanup_interval_seconds=_float("CLEANUP_INTERVAL_SECONDS", 600.0),
             shutdown_grace_seconds=_float("SHUTDOWN_GRACE_SECONDS", 5.0),
             fsync=_env("FSYNC", "1") not in ("0", "false", "no"),
+            users_file=Path(_env("USERS_DB", "")) if _env("USERS_DB", "") else None,
+            jwt_issuer=_env("JWT_ISSUER", ""),
+            jwt_keys=Path(_env("JWT_KEYS", "")) if _env("JWT_KEYS", "") else None,
+            jwt_jwks_url=_env("JWT_JWKS_URL", ""),
+            jwt_audience=_env("JWT_AUDIENCE", ""),
+            jwt_roles_claim=_env("JWT_ROLES_CLAIM", "roles"),
+            max_queued_per_user=_int("MAX_QUEUED_PER_USER", 16),
+            starts_per_minute=_int("STARTS_PER_MINUTE", 60),
+            max_stored_bytes_per_user=_int("MAX_STORED_MB_PER_USER", 20 << 10) << 20,
+            max_run_memory_bytes=_int("MAX_RUN_MEMORY_MB", 4 << 10) << 20,
+            list_page_bytes=max(64 << 10, _int("LIST_PAGE_BYTES", 1 << 20)),
         )
         return replace(s, **overrides)

@@ -104,7 +104,8 @@ def status_to_dict(status: status_pb2.Status) -> dict[str, Any]:
 
 
 def status_headers(status: status_pb2.Status, retry_after_s: int) -> dict[str, str]:
-    """Retry-After for 503s (and for any status whose details carry a google.rpc.RetryInfo)."""
+    """Retry-After for 503s (and for any status whose details carry a google.rpc.RetryInfo);
+    WWW-Authenticate for 401s."""
     headers: dict[str, str] = {}
     for detail in status.details:
         if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
@@ -114,6 +115,8 @@ def status_headers(status: status_pb2.Status, retry_after_s: int) -> dict[str, s
             headers["retry-after"] = str(max(seconds, 0))
     if "retry-after" not in headers and status.code == code_pb2.UNAVAILABLE:
         headers["retry-after"] = str(retry_after_s)
+    if status.code == code_pb2.UNAUTHENTICATED:  # 401 must say how to authenticate (RFC 9110)
+        headers["www-authenticate"] = 'Bearer realm="hindsight"'
     return headers
 
 

@@ -36,6 +36,7 @@ def strategy(name: str = "rsi_reversion.json"):
 @pytest.fixture
 def settings(data_dir, tmp_path) -> EngineSettings:
     return EngineSettings(grpc_addr="127.0.0.1:0", data_dir=data_dir, store_dir=tmp_path / "store",
+                          users_file=tmp_path / "users.sqlite3",
                           max_concurrent=2, max_queued=8, max_running_per_caller=2, fsync=False,
                           shutdown_grace_seconds=0.5)
 
@@ -48,6 +49,24 @@ async def engine(settings):
     await eng.start()
     yield eng
     await eng.stop(0.2)
+
+
+USERS = {"alice": "user", "bob": "user", "root": "admin"}
+
+
+@pytest.fixture
+def tokens(settings) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Users alice, bob (role user) and root (admin) in the engine's users database, each with
+    one API key: user → the call metadata carrying it. Ask for it before `engine`."""
+    from services.engine.auth import UserStore
+
+    users = UserStore(settings.users_db)
+    out = {}
+    for name, role in USERS.items():
+        users.add_user(name, role)
+        out[name] = (("authorization", f"Bearer {users.issue_key(name)}"),)
+    users.close()
+    return out
 
 
 @pytest.fixture

@@ -132,7 +132,7 @@ class BacktestConfig(_message.Message):
     def __init__(self, strategy: _Optional[_Union[_strategy_pb2.Strategy, _Mapping]] = ..., strategy_id: _Optional[str] = ..., symbol: _Optional[str] = ..., start_date: _Optional[str] = ..., end_date: _Optional[str] = ..., timeframe: _Optional[str] = ..., initial_capital: _Optional[float] = ..., commission_pct: _Optional[float] = ..., slippage_pct: _Optional[float] = ..., tick_interval: _Optional[int] = ...) -> None: ...
 
 class Backtest(_message.Message):
-    __slots__ = ("backtest_id", "strategy_id", "status", "config", "progress", "created_at", "started_at", "finished_at", "expires_at", "summary", "metrics", "daily_summaries", "error_code", "error_message", "stream_url", "last_event_id")
+    __slots__ = ("backtest_id", "strategy_id", "status", "config", "progress", "created_at", "started_at", "finished_at", "expires_at", "summary", "metrics", "daily_summaries", "error_code", "error_message", "stream_url", "last_event_id", "owner")
     BACKTEST_ID_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -149,6 +149,7 @@ class Backtest(_message.Message):
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     STREAM_URL_FIELD_NUMBER: _ClassVar[int]
     LAST_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
     backtest_id: str
     strategy_id: str
     status: BacktestStatus
@@ -165,7 +166,8 @@ class Backtest(_message.Message):
     error_message: str
     stream_url: str
     last_event_id: int
-    def __init__(self, backtest_id: _Optional[str] = ..., strategy_id: _Optional[str] = ..., status: _Optional[_Union[BacktestStatus, str]] = ..., config: _Optional[_Union[BacktestConfig, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., summary: _Optional[_Union[_results_pb2.OverallSummary, _Mapping]] = ..., metrics: _Optional[_Union[_results_pb2.Metrics, _Mapping]] = ..., daily_summaries: _Optional[_Iterable[_Union[_results_pb2.DailySummary, _Mapping]]] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ..., stream_url: _Optional[str] = ..., last_event_id: _Optional[int] = ...) -> None: ...
+    owner: str
+    def __init__(self, backtest_id: _Optional[str] = ..., strategy_id: _Optional[str] = ..., status: _Optional[_Union[BacktestStatus, str]] = ..., config: _Optional[_Union[BacktestConfig, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., summary: _Optional[_Union[_results_pb2.OverallSummary, _Mapping]] = ..., metrics: _Optional[_Union[_results_pb2.Metrics, _Mapping]] = ..., daily_summaries: _Optional[_Iterable[_Union[_results_pb2.DailySummary, _Mapping]]] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ..., stream_url: _Optional[str] = ..., last_event_id: _Optional[int] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class GetBacktestRequest(_message.Message):
     __slots__ = ("backtest_id", "omit_days")
@@ -176,16 +178,18 @@ class GetBacktestRequest(_message.Message):
     def __init__(self, backtest_id: _Optional[str] = ..., omit_days: _Optional[bool] = ...) -> None: ...
 
 class ListBacktestsRequest(_message.Message):
-    __slots__ = ("strategy_id", "status", "page_size", "page_token")
+    __slots__ = ("strategy_id", "status", "page_size", "page_token", "all_users")
     STRATEGY_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ALL_USERS_FIELD_NUMBER: _ClassVar[int]
     strategy_id: str
     status: BacktestStatus
     page_size: int
     page_token: str
-    def __init__(self, strategy_id: _Optional[str] = ..., status: _Optional[_Union[BacktestStatus, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    all_users: bool
+    def __init__(self, strategy_id: _Optional[str] = ..., status: _Optional[_Union[BacktestStatus, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., all_users: _Optional[bool] = ...) -> None: ...
 
 class ListBacktestsResponse(_message.Message):
     __slots__ = ("backtests", "next_page_token")
@@ -262,6 +266,32 @@ class ValidateStrategyResponse(_message.Message):
 class ListDatasetsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class GetCallerRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Quota(_message.Message):
+    __slots__ = ("name", "limit", "used")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    USED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    limit: int
+    used: int
+    def __init__(self, name: _Optional[str] = ..., limit: _Optional[int] = ..., used: _Optional[int] = ...) -> None: ...
+
+class Caller(_message.Message):
+    __slots__ = ("user_id", "role", "auth_method", "quotas")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    AUTH_METHOD_FIELD_NUMBER: _ClassVar[int]
+    QUOTAS_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    role: str
+    auth_method: str
+    quotas: _containers.RepeatedCompositeFieldContainer[Quota]
+    def __init__(self, user_id: _Optional[str] = ..., role: _Optional[str] = ..., auth_method: _Optional[str] = ..., quotas: _Optional[_Iterable[_Union[Quota, _Mapping]]] = ...) -> None: ...
 
 class Dataset(_message.Message):
     __slots__ = ("symbol", "description", "timeframe", "first_date", "last_date", "bars", "timezone", "calendar", "options")

@@ -96,6 +96,11 @@ class BacktestServiceStub:
                 request_serializer=hindsight_dot_v1_dot_backtest__service__pb2.ListDatasetsRequest.SerializeToString,
                 response_deserializer=hindsight_dot_v1_dot_backtest__service__pb2.ListDatasetsResponse.FromString,
                 _registered_method=True)
+        self.GetCaller = channel.unary_unary(
+                '/hindsight.v1.BacktestService/GetCaller',
+                request_serializer=hindsight_dot_v1_dot_backtest__service__pb2.GetCallerRequest.SerializeToString,
+                response_deserializer=hindsight_dot_v1_dot_backtest__service__pb2.Caller.FromString,
+                _registered_method=True)
 
 
 class BacktestServiceServicer:
@@ -191,6 +196,13 @@ class BacktestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCaller(self, request, context):
+        """Who the caller is (from its bearer token), its role, and its quotas with what it uses.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BacktestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -253,6 +265,11 @@ def add_BacktestServiceServicer_to_server(servicer, server):
                     servicer.ListDatasets,
                     request_deserializer=hindsight_dot_v1_dot_backtest__service__pb2.ListDatasetsRequest.FromString,
                     response_serializer=hindsight_dot_v1_dot_backtest__service__pb2.ListDatasetsResponse.SerializeToString,
+            ),
+            'GetCaller': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCaller,
+                    request_deserializer=hindsight_dot_v1_dot_backtest__service__pb2.GetCallerRequest.FromString,
+                    response_serializer=hindsight_dot_v1_dot_backtest__service__pb2.Caller.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -579,6 +596,33 @@ class BacktestService:
             '/hindsight.v1.BacktestService/ListDatasets',
             hindsight_dot_v1_dot_backtest__service__pb2.ListDatasetsRequest.SerializeToString,
             hindsight_dot_v1_dot_backtest__service__pb2.ListDatasetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCaller(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hindsight.v1.BacktestService/GetCaller',
+            hindsight_dot_v1_dot_backtest__service__pb2.GetCallerRequest.SerializeToString,
+            hindsight_dot_v1_dot_backtest__service__pb2.Caller.FromString,
             options,
             channel_credentials,
             insecure,
