@@ -12,6 +12,7 @@ import logging
 import signal
 from typing import Iterator
 
+from services.engine.auth import is_loopback
 from services.engine.server import create_server, warm_up
 from services.engine.settings import EngineSettings
 from services.gateway.app import GatewayServer, build_server
@@ -39,6 +40,13 @@ async def serve_all() -> None:
     engine_settings = EngineSettings.from_env()
     gateway_settings = GatewaySettings.from_env()
     engine = await create_server(engine_settings)
+    local = not engine.servicer.auth.configured
+    http_host = gateway_settings.http_addr.rsplit(":", 1)[0]
+    if local and not is_loopback(http_host):
+        engine.store.close()
+        raise SystemExit(f"hindsight: refusing to serve http://{gateway_settings.http_addr}: no users are configured, so "
+                         "anyone who can reach it would act as the local user. Add a user ('hindsight users add NAME') "
+                         "or bind to 127.0.0.1 (HINDSIGHT_HTTP_ADDR).")
     took = await asyncio.to_thread(warm_up, engine.catalog)
     await engine.start()
     target = _loopback(engine_settings.grpc_addr, engine.port)
@@ -52,6 +60,12 @@ async def serve_all() -> None:
     print(f"hindsight: engine gRPC on {target} (warm-up {took:.1f}s)", flush=True)
     print(f"hindsight: dashboard and REST API on http://{http}/  (API docs: http://{http}/docs) — Ctrl-C stops",
           flush=True)
+    if local:
+        print("hindsight: no users configured — you are the one user 'local', no token needed, on this machine only "
+              "('hindsight users add NAME' turns tokens on)", flush=True)
+    else:
+        print("hindsight: users configured — every call needs a token (sign in on the dashboard with an API key)",
+              flush=True)
     gateway = asyncio.create_task(server.serve())
     stopper = asyncio.create_task(stop.wait())
     try:
