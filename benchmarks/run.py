@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 STRATEGIES = REPO / "examples" / "strategies"
-SECTIONS = ("kernel", "memory", "perbar", "cli", "output", "service", "gateway", "dashboard", "options")
+SECTIONS = ("kernel", "memory", "perbar", "cli", "output", "service", "gateway", "load", "dashboard", "options")
 
 
 def _peak_mb() -> float:
@@ -328,6 +328,14 @@ def section_gateway(args) -> dict:
     return run(_data_dir())
 
 
+def section_load(args) -> dict:
+    from benchmarks.load_bench import run
+
+    out = run(_data_dir())
+    out["peak_mb"] = _peak_mb()
+    return out
+
+
 def section_output(args) -> dict:
     from benchmarks.output_bench import run
 
@@ -381,6 +389,11 @@ TARGETS = [
     ("gateway", "sse_200_identical", "==", True, "200 concurrent EventSource clients get the identical sequence"),
     ("gateway", "get_overhead_ms_p50", "<=", 2, "gateway overhead on GetBacktest vs direct gRPC, ms (p50)"),
     ("gateway", "get_raw_overhead_ms_p50", "<=", 1, "  ... with a minimal keep-alive HTTP client instead of httpx, ms (p50)"),
+    ("load", "slow_readers_rss_growth_mib", "<=", 400,
+     "200 SSE clients that never read (10-year SMA run): the gateway's RSS growth, MiB"),
+    ("load", "slow_readers_closed", "==", 200, "  ... closed by the gateway (slow_reader_timeout_s after each stalled)"),
+    ("load", "sse_after_complete", "==", True, "  ... and then a reading client gets the whole run"),
+    ("load", "idle_500_held", "==", True, "500 idle connections from one client held open (limit raised to 1024)"),
     ("dashboard", "final_after_terminal_s", "<=", 5,
      "dashboard (headless Chromium) final after the 10-year no-fees run's terminal event, s"),
     ("options", "service_one_year_client_s", "<=", 1,
@@ -406,6 +419,13 @@ FIGURES = [
     ("service", "one_year_events", "  events in the one-year run"),
     ("gateway", "get_http_ms_p50", "GetBacktest through the gateway, ms (p50)"),
     ("gateway", "get_grpc_ms_p50", "GetBacktest direct over gRPC, ms (p50)"),
+    ("load", "slow_readers_rss_per_reader_mib", "  ... per stalled SSE client, MiB (before issue 10: ~8.7)"),
+    ("load", "slow_readers_all_closed_after_s", "  ... all 200 closed, s after they connected"),
+    ("load", "get_ms_p50", "GetBacktest through the gateway, minimal keep-alive client, ms (p50)"),
+    ("load", "get_ms_p99", "  ... p99"),
+    ("load", "get_idle_500_ms_p50", "  ... with 500 idle connections held open to the gateway, ms (p50)"),
+    ("load", "get_idle_500_ms_p99", "  ... with 500 idle connections, p99"),
+    ("load", "idle_500_rss_mib", "  gateway RSS of the 500 idle connections, MiB"),
     ("options", "service_one_year_s", "  ... the straddle's terminal event in the engine's log (its own clock), s"),
     ("options", "kernel_ns_per_bar", "  legs kernel: ns per bar with 4 legs open"),
     ("options", "kernel_flat_ns_per_bar", "  legs kernel: ns per bar, the same bars with no leg open"),

@@ -38,6 +38,7 @@ from .errors import (
     status_from_rpc_error,
     status_headers,
 )
+from .protocol import RESET_KEY
 from .settings import GatewaySettings
 from .streams import BytesFraming, Framing, NdjsonFraming, SseFraming, pump, wait_for_disconnect
 from .transcoding import build_request, response_json
@@ -86,6 +87,7 @@ class Engine:
                 # Recover quickly once an engine (re)starts; the default back-off reaches 120 s.
                 ("grpc.initial_reconnect_backoff_ms", 200),
                 ("grpc.max_reconnect_backoff_ms", 2000),
+                *stream_window_options(self._settings.grpc_stream_window_bytes),
             ]
             self._channel = grpc.aio.insecure_channel(str(self._target), options=options)
         return self._channel
@@ -115,12 +117,15 @@ class Engine:
             if time.monotonic() - since < _UNBATCHED_RETRY_S:
                 return None
             del self._unbatched[batched.grpc_path]
-        multi = self._callables.get(batched.grpc_path)
+        # Not the sibling's own callable (its binding, if it has one, sends its own request):
+        # this one sends the binding's request and the batch size.
+        key = binding.grpc_path + " batched"
+        multi = self._callables.get(key)
         if multi is None:
-            multi = self.channel.unary_stream(batched.grpc_path,
-                                              request_serializer=binding.request_class.SerializeToString,
-                                              response_deserializer=batched.batch_class.FromString)
-            self._callables[batched.grpc_path] = multi
+            multi = self.channel.unary_stream(
+                batched.grpc_path, request_serializer=batch_size_serializer(binding, self._settings.stream_batch_events),
+                response_deserializer=batched.batch_class.FromString)
+            self._callables[key] = multi
         return multi
 
     def batches_unimplemented(self, binding: Binding) -> None:
@@ -135,6 +140,53 @@ class Engine:
             await self._channel.close()
             self._channel = None
             self._callables.clear()
+
+
+def stream_window_options(window_bytes: int) -> list[tuple[str, int]]:
+    """Channel options that hold each stream's HTTP/2 receive window at `window_bytes` (0: gRPC's
+    own, grown by its bandwidth-delay probe).
+
+    The window is what gRPC takes in for a stream ahead of its reader. With the probe on, each
+    SSE client that stopped reading cost the gateway ~8 MB, ~7.5 MB of it gRPC's (200 such
+    clients: 1.75 GB; benchmarks/load_bench.py); without it, gRPC keeps
+    `grpc.http2.lookahead_bytes` per stream (and still takes in any one message whole, up to
+    max_message_bytes)."""
+    if window_bytes <= 0:
+        return []
+    return [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", window_bytes)]
+
+
+def batch_size_serializer(binding: Binding, max_events: int) -> Callable[[Message], bytes]:
+    """The request serializer of a binding's batched sibling: the binding's own request bytes
+    (a valid request of the sibling, checked when the binding was compiled) followed by the
+    sibling's `max_events` field, when it has one and `max_events` > 0. Smaller batches bound
+    what a stream whose client is behind holds: the gateway keeps the batch it is framing."""
+    serialize: Callable[[Message], bytes] = binding.request_class.SerializeToString
+    assert binding.batched is not None
+    field = binding.batched.method.input_type.fields_by_name.get("max_events")
+    if max_events <= 0 or field is None or field.type != field.TYPE_UINT32 or field.is_repeated \
+            or field.number in binding.request_class.DESCRIPTOR.fields_by_number:
+        return serialize
+    # The field's tag (varint wire type 0) and value, appended: protobuf parsers merge
+    # concatenated messages, so this sets the field in the bytes the engine reads.
+    suffix = _varint(field.number << 3) + _varint(max_events)
+
+    def with_batch_size(message: Message) -> bytes:
+        return serialize(message) + suffix
+
+    return with_batch_size
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
 
 
 class BindingRoute(BaseRoute):
@@ -385,7 +437,9 @@ async def _serve_stream(binding: Binding, engine: Engine, settings: GatewaySetti
         # server then drops the connection, and the client sees a truncated transfer rather
         # than a valid-looking file.
         await pump(call, first, framing, send, disconnected, heartbeat_s=settings.heartbeat_s,
-                   opening=framing.opening(), closing=closing, unbatch=unbatch)
+                   opening=framing.opening(), closing=closing, unbatch=unbatch,
+                   buffer_bytes=settings.stream_buffer_bytes, send_timeout_s=settings.slow_reader_timeout_s,
+                   reset=scope.get(RESET_KEY))
     finally:
         call.cancel()  # no-op if it has ended; otherwise the engine sees the cancellation now
         tasks = [t for t in (first, disconnected, closing) if t is not None]
@@ -428,6 +482,12 @@ def _metadata(scope: Scope, headers: Headers) -> list[tuple[str, str | bytes]]:
     """gRPC metadata for the call: request id, Authorization, Grpc-Metadata-*, X-Forwarded-*."""
     md: list[tuple[str, str | bytes]] = [("x-request-id", request_id(scope))]
     auth = headers.get("authorization")
+    if auth is None:
+        # The dashboard's session cookie (EventSource cannot send headers); a state-changing
+        # request authenticated by it must pass the origin check (session.py).
+        from .session import cookie_authorization
+
+        auth = cookie_authorization(scope, headers)
     if auth is not None:
         md.append(("authorization", _ascii(auth, "Authorization")))
     for key, value in headers.items():

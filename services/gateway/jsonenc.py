@@ -1,9 +1,14 @@
-"""A fast, exactly equivalent `json_format.MessageToDict` for the gateway's JSON.
+"""A fast `json_format.MessageToDict` for the gateway's JSON, with map keys in a stable order.
 
 `message_to_dict(m)` returns what
 `MessageToDict(m, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)`
-returns, key order included (so `json.dumps` of both is byte for byte the same), at a fraction of
-the cost: each message Descriptor gets one converter function, built on first use and cached,
+returns, key order included (so `json.dumps` of both is byte for byte the same), except that the
+keys of every map field (and of every google.protobuf.Struct) come sorted: by the key's value
+(strings by code point, integers numerically, false before true). json_format writes them in
+the map's iteration order, which for the upb runtime depends on insertion order and on a hash
+seed that differs between processes: the same event would be different bytes from two gateway
+processes. (Inside a google.protobuf.Any, json_format's own rendering, order included, stays.)
+It does so at a fraction of the cost: each message Descriptor gets one converter function, built on first use and cached,
 that walks `ListFields()` (the set fields, in the order json_format sees them) with a per-field
 handler chosen once, then appends the fields without presence that were not set, in declaration
 order, from precomputed default values (json_format's own rendering of `field.default_value`).
@@ -63,9 +68,10 @@ def message_to_dict(message: Message) -> Any:
             convert = converter(message.DESCRIPTOR)
         return convert(message)
     except Exception:
-        # Whatever it is, json_format decides: the same result or the same exception as ever.
-        return json_format.MessageToDict(message, preserving_proto_field_name=True,
-                                         always_print_fields_with_no_presence=True)
+        # Whatever it is, json_format decides: the same result (map keys sorted) or the same
+        # exception as ever.
+        return _sort_maps(message.DESCRIPTOR, json_format.MessageToDict(
+            message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True))
 
 
 def converter(desc: Descriptor) -> Converter:
@@ -182,16 +188,21 @@ def _repeated(field: FieldDescriptor, building: dict[Descriptor, Converter]) -> 
     return lambda values: [one(v) for v in values]
 
 
+_first = operator.itemgetter(0)
+
+
 def _map(field: FieldDescriptor, building: dict[Descriptor, Converter]) -> Converter:
+    """A map field's converter: its entries sorted by key (keys are unique: only they are compared)."""
     entry = field.message_type
     one = _value(entry.fields_by_name["value"], building)
     key_type = entry.fields_by_name["key"].cpp_type
     if key_type == _FD.CPPTYPE_STRING:
         if one is None:
-            return dict
+            return lambda values: dict(sorted(values.items(), key=_first))
         if one is _double:
-            return lambda values: {k: v if v - v == 0 else _special_float(v) for k, v in values.items()}
-        return lambda values: {k: one(v) for k, v in values.items()}
+            return lambda values: {k: v if v - v == 0 else _special_float(v)
+                                   for k, v in sorted(values.items(), key=_first)}
+        return lambda values: {k: one(v) for k, v in sorted(values.items(), key=_first)}
 
     def key(k: Any) -> str:
         if isinstance(k, bool):
@@ -199,8 +210,56 @@ def _map(field: FieldDescriptor, building: dict[Descriptor, Converter]) -> Conve
         return str(k)
 
     if one is None:
-        return lambda values: {key(k): v for k, v in values.items()}
-    return lambda values: {key(k): one(v) for k, v in values.items()}
+        return lambda values: {key(k): v for k, v in sorted(values.items(), key=_first)}
+    return lambda values: {key(k): one(v) for k, v in sorted(values.items(), key=_first)}
+
+
+# JSON objects of these types are maps too (Struct: map<string, Value>): their keys, at every
+# depth, come sorted.
+_STRUCT_TYPES = frozenset({"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"})
+
+
+def _sorted_json(value: Any) -> Any:
+    """Plain JSON with every object's keys sorted."""
+    if isinstance(value, dict):
+        return {k: _sorted_json(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_json(v) for v in value]
+    return value
+
+
+def _json_key_order(field: FieldDescriptor) -> Callable[[tuple[str, Any]], Any]:
+    """Sort key of a map entry as json_format writes it (its key as text): the key's value."""
+    cpp = field.cpp_type
+    if cpp == _FD.CPPTYPE_STRING:
+        return _first
+    if cpp == _FD.CPPTYPE_BOOL:
+        return lambda item: item[0] == "true"
+    return lambda item: int(item[0])
+
+
+def _sort_maps(desc: Descriptor, js: Any) -> Any:
+    """json_format's dict for a message of `desc`, its maps' (and Structs') keys sorted in place."""
+    if not isinstance(js, dict):
+        return js  # a well-known type written as a string, number or list
+    if desc.full_name in _STRUCT_TYPES:
+        return _sorted_json(js)
+    if desc.full_name in _WKT_METHODS or desc.file.name == _WRAPPERS_FILE:
+        return js  # Any: json_format's rendering of the packed message
+    for field in desc.fields:
+        value = js.get(field.name)
+        if value is None or field.message_type is None:
+            continue
+        if json_format._IsMapEntry(field):
+            entry = field.message_type
+            items = sorted(value.items(), key=_json_key_order(entry.fields_by_name["key"]))
+            value_type = entry.fields_by_name["value"].message_type
+            js[field.name] = {k: v if value_type is None else _sort_maps(value_type, v) for k, v in items}
+        elif field.is_repeated:
+            js[field.name] = [_sort_maps(field.message_type, v) for v in value]
+        else:
+            js[field.name] = _sort_maps(field.message_type, value)
+    return js
 
 
 # ---- messages -----------------------------------------------------------------------------------
@@ -219,6 +278,9 @@ def _build(desc: Descriptor, building: dict[Descriptor, Converter]) -> Converter
             convert = lambda message: one(message.value)  # noqa: E731
     elif full_name == "google.protobuf.Timestamp":
         convert = _timestamp
+    elif full_name in _STRUCT_TYPES:
+        render = getattr(_PRINTER, _WKT_METHODS[full_name])
+        convert = lambda message: _sorted_json(render(message))  # noqa: E731
     elif full_name in _WKT_METHODS:
         method = _WKT_METHODS[full_name]
         convert = operator.methodcaller("ToJsonString") if method == _TO_JSON_STRING else getattr(_PRINTER, method)

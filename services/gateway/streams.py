@@ -1,17 +1,19 @@
 """Server streams to HTTP: framings (SSE, NDJSON, raw bytes) and the pump that feeds them.
 
-The pump reads and frames the gRPC call's messages in a producer task into a small bounded
-buffer (so a slow client slows only its own call, through gRPC flow control), writes whatever is
-ready in one chunk,
-sends a heartbeat when the stream is idle, and cancels the call the moment the client goes.
+The pump reads and frames the gRPC call's messages in a producer task into a buffer bounded in
+bytes (so a slow client slows only its own call, through gRPC flow control), writes whatever is
+ready in pieces of at most 64 KiB, sends a heartbeat when the stream is idle, cancels the call
+the moment the client goes, and gives up on a client that takes nothing for a while.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import operator
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -34,9 +36,12 @@ NDJSON_MEDIA_TYPE = "application/x-ndjson"
 # The SSE event name of a failure after the first event. Not "error": EventSource reserves
 # that name for its own connection errors (docs/architecture.md, "The event stream").
 STREAM_ERROR_EVENT = "stream_error"
-# The producer stops reading once this many framed messages wait for the client (bounded
-# memory; a batch read through a batched sibling is framed whole, so up to one batch more).
-_QUEUE = 64
+# Bytes of framed messages the producer gets ahead of the client before it stops reading
+# (GatewaySettings.stream_buffer_bytes), and the most one send hands the server: uvicorn writes
+# a body chunk whole into its transport after waiting for the transport's buffer to drain below
+# its high-water mark (64 KiB), so a client that stops reading holds at most that and one piece.
+BUFFER_BYTES = 256 * 1024
+PIECE_BYTES = 64 * 1024
 
 
 class Framing(Protocol):
@@ -162,6 +167,10 @@ class _Failure:
 _END = object()
 
 
+class _TooSlow(Exception):
+    """A send did not complete within the pump's send_timeout_s."""
+
+
 def _alone(message: Message) -> tuple[Message]:
     return (message,)
 
@@ -177,26 +186,32 @@ async def wait_for_disconnect(receive: Receive) -> None:
 async def pump(call: grpc.aio.UnaryStreamCall, first: asyncio.Future[Any], framing: Framing, send: Send,
                disconnected: asyncio.Future[None], *, heartbeat_s: float, opening: bytes = b"",
                closing: asyncio.Future[Any] | None = None,
-               unbatch: Callable[[Any], Iterable[Message]] | None = None) -> bool:
+               unbatch: Callable[[Any], Iterable[Message]] | None = None,
+               buffer_bytes: int = BUFFER_BYTES, send_timeout_s: float | None = None,
+               reset: Callable[[str], None] | None = None) -> bool:
     """Write the call's messages to an HTTP response whose headers are already sent.
 
     `first` is the pending or finished first `call.read()`. With `unbatch`, each message the
     call yields is a batch and `unbatch(batch)` its messages, framed one by one. When `closing` completes, the
     response is ended cleanly after what is already queued (the client resumes elsewhere).
-    Returns True when the response was completed, False when it was abandoned (client gone,
-    or bytes that cannot carry an error).
+    Returns True when the response was completed, False when it was abandoned (client gone, a
+    client that did not take a piece within `send_timeout_s`, or bytes that cannot carry an
+    error). `reset(why)`, where the server offers one (protocol.py), then drops that client's
+    connection at once.
 
-    A producer task reads and frames the messages into a bounded buffer; this coroutine sends
-    whatever has accumulated in one chunk. The two meet through one plain future per wake-up
-    (no task or `asyncio.wait` per message), and the disconnect and shutdown futures wake the
-    sender through done-callbacks.
+    A producer task reads and frames the messages into a buffer of `buffer_bytes` (past it, it
+    stops reading: gRPC flow control then holds the rest back in the engine); this coroutine
+    sends what has accumulated, at most PIECE_BYTES per send, so that a client that does not
+    read costs the server's transport at most its high-water mark and one piece. The two meet
+    through one plain future per wake-up (no task or `asyncio.wait` per message), and the
+    disconnect and shutdown futures wake the sender through done-callbacks.
     """
     loop = asyncio.get_running_loop()
-    chunks: list[bytes] = []  # framed messages not yet sent
-    queued = 0  # how many messages those chunks frame
+    chunks: deque[bytes] = deque()  # framed messages not yet sent
+    pending = 0  # their bytes
     ended: list[Any] = []  # [_END], [_Failure] or [an exception]: what followed the last chunk
     waiter: asyncio.Future[None] | None = None  # the sender, idle, waits on this
-    room: asyncio.Future[None] | None = None  # the producer, ahead by _QUEUE messages, waits on this
+    room: asyncio.Future[None] | None = None  # the producer, buffer_bytes ahead, waits on this
 
     def wake(_: Any = None) -> None:
         if waiter is not None and not waiter.done():
@@ -207,19 +222,21 @@ async def pump(call: grpc.aio.UnaryStreamCall, first: asyncio.Future[Any], frami
         wake()
 
     async def produce() -> None:
-        nonlocal room, queued
+        nonlocal room, pending
         frame = framing.message
         items = unbatch or _alone
         try:
             message = await first
             while message is not grpc.aio.EOF:
-                framed = [frame(m) for m in items(message)]
-                chunks.append(b"".join(framed))  # one item: the bytes themselves, no copy
-                queued += len(framed)
+                for item in items(message):
+                    data = frame(item)
+                    chunks.append(data)
+                    pending += len(data)
+                    if pending >= buffer_bytes:
+                        wake()
+                        room = loop.create_future()
+                        await room
                 wake()
-                if queued >= _QUEUE:
-                    room = loop.create_future()
-                    await room
                 message = await call.read()
             ended.append(_END)
         except grpc.RpcError as exc:
@@ -228,19 +245,54 @@ async def pump(call: grpc.aio.UnaryStreamCall, first: asyncio.Future[Any], frami
             ended.append(exc)
         wake()
 
+    def take(limit: int) -> bytes:
+        """Up to `limit` bytes of whole framed messages off the buffer (at least one)."""
+        nonlocal pending
+        taken = [chunks.popleft()]
+        size = len(taken[0])
+        while chunks and size + len(chunks[0]) <= limit:
+            size += len(chunks[0])
+            taken.append(chunks.popleft())
+        pending -= size
+        if room is not None and pending < buffer_bytes and not room.done():
+            room.set_result(None)
+        return taken[0] if len(taken) == 1 else b"".join(taken)
+
+    async def write(body: bytes, more: bool) -> None:
+        message = {"type": "http.response.body", "body": body, "more_body": more}
+        if send_timeout_s is None:
+            await send(message)
+            return
+        try:
+            async with asyncio.timeout(send_timeout_s):
+                await send(message)
+        except TimeoutError:
+            raise _TooSlow from None
+
+    async def write_all(more: bool) -> None:
+        """Everything queued, in pieces; the last one ends the response unless `more`."""
+        while chunks:
+            body = take(PIECE_BYTES)
+            if not chunks and not more:
+                await write(body, False)
+                return
+            await write(body, True)
+        if not more:
+            await write(b"", False)
+
     producer = asyncio.create_task(produce())
     disconnected.add_done_callback(on_disconnect)
     if closing is not None:
         closing.add_done_callback(wake)
     try:
         if opening:
-            await send({"type": "http.response.body", "body": opening, "more_body": True})
+            await write(opening, True)
         while True:
             if not chunks and not ended:
                 if disconnected.done():
                     return False
                 if closing is not None and closing.done():
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    await write(b"", False)
                     return True
                 waiter = loop.create_future()
                 timer = loop.call_later(heartbeat_s, wake)
@@ -253,41 +305,51 @@ async def pump(call: grpc.aio.UnaryStreamCall, first: asyncio.Future[Any], frami
                     return False
                 if not chunks and not ended:
                     if closing is not None and closing.done():
-                        await send({"type": "http.response.body", "body": b"", "more_body": False})
+                        await write(b"", False)
                         return True
                     if framing.heartbeat:
-                        await send({"type": "http.response.body", "body": framing.heartbeat, "more_body": True})
+                        await write(framing.heartbeat, True)
                     continue
             elif disconnected.done():
                 return False
-            batch = chunks[:]
-            chunks.clear()
-            queued = 0
-            if room is not None and not room.done():
-                room.set_result(None)
             if not ended:
                 if closing is not None and closing.done():
-                    await send({"type": "http.response.body", "body": b"".join(batch), "more_body": False})
+                    # What is queued, and no more: the producer would refill the buffer.
+                    producer.cancel()
+                    await asyncio.gather(producer, return_exceptions=True)
+                    await write_all(more=False)
                     return True
                 # more may follow (`ended` is only ever set after the last chunk is appended)
-                await send({"type": "http.response.body", "body": b"".join(batch), "more_body": True})
+                await write(take(PIECE_BYTES), True)
                 continue
             end = ended[0]
             if end is _END:
-                await send({"type": "http.response.body", "body": b"".join(batch), "more_body": False})
+                await write_all(more=False)
                 return True
             if isinstance(end, _Failure):
                 if isinstance(framing, BytesFraming):
-                    if batch:
-                        await send({"type": "http.response.body", "body": b"".join(batch), "more_body": True})
+                    await write_all(more=True)
                     logger.warning("download aborted by the engine: code %d: %s", end.status.code, end.status.message)
                     return False
-                batch.append(framing.error(end.status))
-                await send({"type": "http.response.body", "body": b"".join(batch), "more_body": False})
+                chunks.append(framing.error(end.status))
+                await write_all(more=False)
                 return True
-            if batch:
-                await send({"type": "http.response.body", "body": b"".join(batch), "more_body": True})
+            await write_all(more=True)
             raise end
+    except _TooSlow:
+        # A piece not taken within send_timeout_s: the client is too far behind (it resumes
+        # with Last-Event-ID). The server's reset (protocol.py) drops the connection and says so
+        # in the log; wait for that to land, so that the server sees a client gone rather than
+        # an unfinished response. Another server closes the connection when this returns.
+        call.cancel()
+        if reset is None:
+            logger.info("ending a stream whose client did not take %d bytes within %g s", PIECE_BYTES,
+                        send_timeout_s)
+            return False
+        reset(f"its stream was not read for {send_timeout_s:g} s")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(disconnected), 1.0)
+        return False
     finally:
         disconnected.remove_done_callback(on_disconnect)
         if closing is not None:

@@ -71,6 +71,9 @@ class Stack:
     gateway: Any = None
     gateway_task: asyncio.Task[None] | None = None
     port: int = 0
+    # The engine's users database (None: the default, empty: local mode) and its API keys by user.
+    users_file: Path | None = None
+    keys: dict[str, str] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -101,7 +104,7 @@ class Stack:
 
         settings = EngineSettings(grpc_addr="127.0.0.1:0", data_dir=self.data_dir, store_dir=self.store_dir,
                                   max_concurrent=2, max_queued=8, max_running_per_caller=4, fsync=False,
-                                  shutdown_grace_seconds=0.5)
+                                  shutdown_grace_seconds=0.5, users_file=self.users_file)
         self.engine = await create_server(settings, "127.0.0.1:0")
         await asyncio.to_thread(warm_up, self.engine.catalog)  # numba kernels and SIM-NIFTY, once
         await self.engine.start()
@@ -147,6 +150,28 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data_dir = tmp_path_factory.mktemp("browser-data")
     Catalog(data_dir).load("SIM-NIFTY", None, None)
     running = Stack(data_dir, tmp_path_factory.mktemp("browser-store"))
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def users_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Like `stack`, but the engine has users (alice, with two API keys in `keys`: "alice" and
+    "alice-2"), so the dashboard must sign in."""
+    from services.engine.auth import UserStore
+    from services.engine.core.catalog import Catalog
+
+    data_dir = tmp_path_factory.mktemp("browser-users-data")
+    Catalog(data_dir).load("SIM-NIFTY", None, None)
+    users_file = tmp_path_factory.mktemp("browser-users") / "users.sqlite3"
+    users = UserStore(users_file)
+    try:
+        users.add_user("alice")
+        keys = {"alice": users.issue_key("alice", "browser test"), "alice-2": users.issue_key("alice", "revoked")}
+    finally:
+        users.close()
+    running = Stack(data_dir, tmp_path_factory.mktemp("browser-users-store"), users_file=users_file, keys=keys)
     running.start()
     yield running
     running.stop()

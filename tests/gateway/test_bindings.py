@@ -85,6 +85,7 @@ def test_every_rule_of_the_api_becomes_a_binding() -> None:
         ("DownloadBacktest", "GET", "/api/v1/backtests/{backtest_id}/archive.zip"): ResponseKind.BYTES,
         ("ValidateStrategy", "POST", "/api/v1/strategies:validate"): ResponseKind.UNARY,
         ("ListDatasets", "GET", "/api/v1/datasets"): ResponseKind.UNARY,
+        ("GetCaller", "GET", "/api/v1/me"): ResponseKind.UNARY,
     }
     for key, kind in expected.items():
         assert by_rpc[key].kind is kind, key

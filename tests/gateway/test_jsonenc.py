@@ -1,10 +1,12 @@
-"""services.gateway.jsonenc: exactly json_format.MessageToDict (the gateway's two options).
+"""services.gateway.jsonenc: exactly json_format.MessageToDict (the gateway's two options), with
+every map's (and Struct's) keys sorted.
 
 Random messages of every hindsight.v1 type, of the test-only echo proto, of an "exotic" proto3
 file built here (every scalar type, every well-known type, maps of every key kind, proto3
 `optional`, a oneof whose members are not next to each other, field numbers out of declaration
 order, a recursive type) and of proto2 descriptor.proto types (closed enums, custom defaults,
-extensions). The JSON of both must be byte for byte the same, key order included.
+extensions). The JSON of both must be byte for byte the same, key order included. And the same
+message is the same bytes whatever order its maps were filled in, in any process.
 """
 
 from __future__ import annotations
@@ -34,8 +36,43 @@ SEEDS_PER_TYPE = 12
 
 
 def reference(message: Message) -> Any:
-    return json_format.MessageToDict(message, preserving_proto_field_name=True,
-                                     always_print_fields_with_no_presence=True)
+    """MessageToDict's dict, with the keys of every map and Struct sorted (by the key's value)."""
+    return sorted_maps(message.DESCRIPTOR, json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True))
+
+
+_STRUCTS = {"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"}
+
+
+def sorted_maps(desc: Descriptor, js: Any) -> Any:
+    if desc.full_name in _STRUCTS:
+        return all_keys_sorted(js)
+    if not isinstance(js, dict) or desc.full_name.startswith("google.protobuf."):
+        return js
+    out = {}
+    for key, value in js.items():
+        field = desc.fields_by_name.get(key)
+        if field is None or field.message_type is None:
+            out[key] = value
+        elif field.message_type.GetOptions().map_entry:
+            key_field, value_field = field.message_type.fields
+            order = {FD.CPPTYPE_STRING: str, FD.CPPTYPE_BOOL: lambda k: k == "true"}.get(key_field.cpp_type, int)
+            out[key] = {k: value[k] if value_field.message_type is None else sorted_maps(value_field.message_type,
+                                                                                      value[k])
+                        for k in sorted(value, key=order)}
+        elif field.is_repeated:
+            out[key] = [sorted_maps(field.message_type, v) for v in value]
+        else:
+            out[key] = sorted_maps(field.message_type, value)
+    return out
+
+
+def all_keys_sorted(js: Any) -> Any:
+    if isinstance(js, dict):
+        return {k: all_keys_sorted(js[k]) for k in sorted(js)}
+    if isinstance(js, list):
+        return [all_keys_sorted(v) for v in js]
+    return js
 
 
 def assert_same(message: Message, *, fast: bool = True) -> None:
@@ -380,7 +417,7 @@ def test_timestamps_as_json_format_writes_them() -> None:
 
 def _raises(message: Message) -> tuple[type[BaseException], str]:
     with pytest.raises(Exception) as expected:
-        reference(message)
+        json_format.MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
     with pytest.raises(expected.type) as got:
         jsonenc.message_to_dict(message)
     assert str(got.value) == str(expected.value)
@@ -435,3 +472,104 @@ def test_converters_are_cached_per_type() -> None:
     first = jsonenc.converter(message.DESCRIPTOR)
     assert jsonenc.converter(message.DESCRIPTOR) is first
     assert jsonenc.converter(message.tick_update.DESCRIPTOR) is not None
+
+
+# ---- map keys: the same message, the same bytes ---------------------------------------------------
+
+_VARIABLES = ["rsi", "close", "sma_fast", "sma_slow", "stop_loss", "atr", "vwap", "Z", "a", "ä", "10", "9", ""]
+
+
+def _day_detail(order: list[str]) -> results_pb2.DayDetail:
+    """A DayDetail with node events keyed by flow id, each with `variables`, filled in `order`."""
+    detail = results_pb2.DayDetail(date="2024-01-02")
+    for name in order:
+        event = detail.events_history[f"ex-{name}"]
+        event.node_id = f"node-{len(name) % 3}"
+        for var in order:
+            event.variables[var] = float(sum(map(ord, var + name)))
+    return detail
+
+
+def test_map_keys_are_sorted_whatever_the_insertion_order() -> None:
+    forward, backward = _day_detail(_VARIABLES), _day_detail(_VARIABLES[::-1])
+    # The messages are equal; their maps' iteration order need not be.
+    assert forward == backward
+    a = transcoding.dumps(jsonenc.message_to_dict(forward))
+    b = transcoding.dumps(jsonenc.message_to_dict(backward))
+    assert a == b
+    got = jsonenc.message_to_dict(forward)
+    assert list(got["events_history"]) == sorted(f"ex-{n}" for n in _VARIABLES)
+    for event in got["events_history"].values():
+        assert list(event["variables"]) == sorted(_VARIABLES)  # code point order: "" < "10" < "9" < "Z" < "a"
+    # The same through an event on the stream, and through json_format's fallback path.
+    event = backtest_service_pb2.BacktestEvent(event_id=1)
+    event.node_event.CopyFrom(forward.events_history["ex-rsi"])
+    other = backtest_service_pb2.BacktestEvent(event_id=1)
+    other.node_event.CopyFrom(backward.events_history["ex-rsi"])
+    assert transcoding.dumps(transcoding.to_dict(event)) == transcoding.dumps(transcoding.to_dict(other))
+    assert jsonenc._sort_maps(forward.DESCRIPTOR, json_format.MessageToDict(
+        backward, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)) == got
+    assert list(jsonenc._sort_maps(forward.DESCRIPTOR, reference(backward))["events_history"]) == \
+        list(got["events_history"])
+
+
+def test_map_keys_of_every_kind_are_sorted_by_value() -> None:
+    exotic = GetMessageClass(exotic_descriptor())
+    message = exotic()
+    for k in (10, -3, 2, 100, 0):
+        message.m_int64_string[k] = str(k)
+        message.m_uint32_double[abs(k)] = float(k)
+    for k in (True, False):
+        message.m_bool_child[k].f_int32 = int(k)
+    message.struct.update({"b": 1, "a": {"d": 2, "c": [{"f": 1, "e": 2}]}})
+    got = jsonenc.message_to_dict(message)
+    assert list(got["m_int64_string"]) == ["-3", "0", "2", "10", "100"]
+    assert list(got["m_uint32_double"]) == ["0", "2", "3", "10", "100"]
+    assert list(got["m_bool_child"]) == ["false", "true"]
+    assert transcoding.dumps(got["struct"]) == b'{"a":{"c":[{"e":2.0,"f":1.0}],"d":2.0},"b":1.0}'
+    assert_same(message)
+
+
+_IN_A_PROCESS = r"""
+import sys
+from hindsight.v1 import results_pb2
+from services.gateway import transcoding
+detail = results_pb2.DayDetail(date="2024-01-02")
+names = sys.argv[1:]
+for name in names:
+    event = detail.events_history["ex-" + name]
+    event.node_id = "node"
+    for var in names:
+        event.variables[var] = float(sum(map(ord, var)))
+sys.stdout.write(repr(list(detail.events_history)) + "\n")
+sys.stdout.buffer.write(transcoding.dumps(transcoding.to_dict(detail)))
+"""
+
+
+def test_the_same_bytes_from_any_process() -> None:
+    """Gateway processes differ in their hash seeds (Python's, and upb's, which follows the address
+    space layout): the bytes of one message must not."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    names = [f"var_{i}" for i in range(40)]
+    outputs, orders = [], []
+    for seed, order in (("1", names), ("2", names), ("3", names[::-1])):
+        done = subprocess.run([sys.executable, "-c", _IN_A_PROCESS, *order], cwd=repo,
+                              env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True, check=True, timeout=120)
+        iteration, _, body = done.stdout.partition(b"\n")
+        orders.append(iteration)
+        outputs.append(body)
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert list(json.loads(outputs[0])["events_history"]) == sorted(f"ex-{n}" for n in names)
+    # What this process writes for the same message, too.
+    detail = results_pb2.DayDetail(date="2024-01-02")
+    for name in names:
+        event = detail.events_history["ex-" + name]
+        event.node_id = "node"
+        for var in names:
+            event.variables[var] = float(sum(map(ord, var)))
+    assert transcoding.dumps(transcoding.to_dict(detail)) == outputs[0]

@@ -21,8 +21,17 @@ export function apiUrl(path) {
   return new URL(path.replace(/^\//, ''), document.baseURI).toString();
 }
 
-async function request(method, path, body) {
-  const init = { method, headers: { Accept: 'application/json' } };
+// Called with the ApiError of any 401 (no credentials, or a key revoked since): the page goes
+// back to its sign-in form. The session calls themselves answer their callers instead.
+let unauthorized = null;
+
+export function onUnauthorized(handler) {
+  unauthorized = handler;
+}
+
+async function request(method, path, body, { own401 = false } = {}) {
+  // The session cookie (HttpOnly, set by POST api/v1/session) goes with every same-origin request.
+  const init = { method, headers: { Accept: 'application/json' }, credentials: 'same-origin' };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -31,13 +40,22 @@ async function request(method, path, body) {
   const text = await res.text();
   let json = null;
   try { json = text ? JSON.parse(text) : null; } catch { json = { message: text.slice(0, 200) }; }
-  if (!res.ok) throw new ApiError(res.status, json);
+  if (!res.ok) {
+    const err = new ApiError(res.status, json);
+    if (res.status === 401 && !own401 && unauthorized) unauthorized(err);
+    throw err;
+  }
   return json;
 }
 
 const enc = encodeURIComponent;
 
 export const api = {
+  // Who is calling (GET /api/v1/me): {user_id, role, auth_method: 'api_key'|'jwt'|'local', quotas}.
+  me: () => request('GET', 'api/v1/me', undefined, { own401: true }),
+  // Sign in: the gateway checks the token with the engine and keeps it in an HttpOnly cookie.
+  signIn: (token) => request('POST', 'api/v1/session', { token }, { own401: true }),
+  signOut: () => request('DELETE', 'api/v1/session', undefined, { own401: true }),
   datasets: () => request('GET', 'api/v1/datasets'),
   examples: () => request('GET', 'ui/strategies.json'),
   validate: (strategy) => request('POST', 'api/v1/strategies:validate', { strategy }),

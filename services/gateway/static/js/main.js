@@ -5,7 +5,7 @@
 // LIVE_FRAME_MS while a run streams in), so the page keeps up with tens of thousands of events a
 // second.
 
-import { api } from './api.js';
+import { api, onUnauthorized } from './api.js';
 import { Calendar } from './calendar.js';
 import { MetricCards } from './cards.js';
 import { Charts, chartsAvailable, MISSING_MESSAGE } from './charts.js';
@@ -14,6 +14,7 @@ import { $, el, fmtDuration, fmtMoney, fmtSigned, signClass, statusName, timeOfD
 import { RunForm } from './form.js';
 import { RunState } from './run.js';
 import { RunsList } from './runs.js';
+import { Session } from './session.js';
 import { BacktestStream } from './stream.js';
 import { TradesTable } from './trades.js';
 
@@ -96,6 +97,7 @@ async function recover(mine, lastId) {
       fail(`Backtest ${mine.id} not found (expired or deleted).`);
       return 'stop';
     }
+    if (err.status === 401) return 'stop'; // signed out: the sign-in form is showing, the run reopens after
     return 'retry';
   }
   const status = statusName(bt.status);
@@ -256,9 +258,33 @@ window.hindsight = {
   openRun,
 };
 
+// Signed in (or local mode): show the app; the first time, load the form; (re)open the run in
+// the address (#bt=<id>) unless it is already streaming.
+let loaded = false;
+
+function enterApp() {
+  $('app').hidden = false;
+  if (!loaded) {
+    loaded = true;
+    form.load();
+  }
+  runs.refresh();
+  const fromHash = /^#bt=(.+)$/.exec(location.hash);
+  if (fromHash && (!stream || stream.closed)) openRun(decodeURIComponent(fromHash[1]));
+}
+
+// Signed out (a 401: no session yet, or the key was revoked): the form instead of the app, and
+// no stream left reading.
+function leaveApp() {
+  if (stream) stream.dispose();
+  $('app').hidden = true;
+}
+
+const session = new Session({ signedIn: enterApp, signedOut: leaveApp });
+onUnauthorized((err) => session.expired(err));
+window.hindsight.session = session;
+
 if (!chartsAvailable) banner(MISSING_MESSAGE);
-form.load();
-runs.refresh();
-const fromHash = /^#bt=(.+)$/.exec(location.hash);
-if (fromHash) openRun(decodeURIComponent(fromHash[1]));
-document.body.dataset.ready = 'true';
+session.start().finally(() => {
+  document.body.dataset.ready = 'true';
+});

@@ -14,6 +14,9 @@
 // message: every event but node events (kept in the worker; diagnostics ask for the few they
 // show) and all but the last tick update of a message (the page shows the latest tick only).
 // Where a worker cannot start, the same Feed runs on the page itself.
+//
+// Signed in, the page's session cookie (HttpOnly, js/session.js) goes with these same-origin
+// EventSource requests, from the worker too: streams need no Authorization header.
 
 export const KINDS = ['backtest_started', 'day_started', 'tick_update', 'node_event', 'trade_update',
   'day_completed', 'backtest_completed', 'backtest_failed', 'backtest_cancelled'];
