@@ -148,6 +148,44 @@ def list_days(backtest_dir: Path) -> list[str]:
                   and (entry / TRADES_DAILY).is_file() and (entry / DIAGNOSTICS).is_file())
 
 
+def day_size(backtest_dir: Path, date: str) -> int:
+    """Bytes of a day's two files together (what write_day returned); 0 if the day is not there."""
+    target = day_dir(backtest_dir, date)
+    total = 0
+    for name in (TRADES_DAILY, DIAGNOSTICS):
+        try:
+            total += os.stat(target / name).st_size
+        except FileNotFoundError:
+            return 0
+    return total
+
+
+def remove_day(backtest_dir: Path, date: str, *, fsync: bool = True) -> bool:
+    """Remove one day's files and folder; False if it was not there.
+
+    trades_daily goes first: without it the day is no longer listed (`list_days`), so a crash
+    midway leaves nothing a reader could take for a day. Temp files a killed writer left in
+    the folder go too."""
+    target = day_dir(backtest_dir, date)
+    try:
+        names = os.listdir(target)
+    except FileNotFoundError:
+        return False
+    names.sort(key=lambda name: name != TRADES_DAILY)
+    for name in names:
+        try:
+            os.unlink(target / name)
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(target)
+    except FileNotFoundError:
+        pass
+    if fsync:
+        fsync_dir(target.parent)
+    return True
+
+
 def _read_json_gz(path: Path) -> dict[str, Any]:
     with open(path, "rb") as fh:
         obj = orjson.loads(igzip.decompress(fh.read()))

@@ -28,6 +28,27 @@ _SCAN_CHUNK = 1 << 20
 logger = logging.getLogger(__name__)
 
 Listener = Callable[[int], object]
+OpenHook = Callable[["FileEventLog"], object]
+
+# Called with each log opened under a folder (see `on_open`): (folder + separator, hook).
+_open_hooks: dict[int, tuple[str, OpenHook]] = {}
+_open_hooks_lock = threading.Lock()
+
+
+def on_open(folder: Path, hook: OpenHook) -> Callable[[], None]:
+    """Call `hook(log)` after every log under `folder` is opened (its torn tail already cut),
+    before the opener gets it: what owns the logs can repair one that lost its tail. Returns
+    a function that removes the hook. A hook's exception is logged and swallowed."""
+    prefix = os.path.join(os.path.abspath(folder), "")
+    with _open_hooks_lock:
+        key = max(_open_hooks, default=0) + 1
+        _open_hooks[key] = (prefix, hook)
+
+    def remove() -> None:
+        with _open_hooks_lock:
+            _open_hooks.pop(key, None)
+
+    return remove
 
 
 class FileEventLog:
@@ -36,9 +57,11 @@ class FileEventLog:
     Durability: `append` hands the record to the OS before it returns, so every reader (in this
     process or another) can read an id as soon as it is returned, and the record survives a
     crash of this process. It survives a power cut only once `sync()` has run: fsync per event
-    would cap the engine at a few thousand events/s on real disks, so the writer syncs at day
-    boundaries and after the terminal event. A power cut loses at most the events of the
-    day in progress, and re-opening cuts the torn tail so the ids stay contiguous.
+    would cap the engine at a few thousand events/s on real disks, so the writer syncs at its
+    checkpoints (day boundaries, grouped: services/engine/checkpoint.py) and after the terminal
+    event. A power cut loses at most the events since the last checkpoint (a restarted engine
+    recomputes them), and re-opening cuts the torn tail so the ids stay contiguous; what owns
+    the logs may then repair one that lost its end (`on_open`).
 
     Open one instance per file per process (`LocalStore` does): opening truncates a torn tail,
     which would corrupt a record that another live instance is still writing.
@@ -72,6 +95,8 @@ class FileEventLog:
         self._closed = False
         self._listeners: list[Listener] = []
         self.truncated_bytes = size - end
+        if _open_hooks:
+            self._run_open_hooks()
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -222,6 +247,16 @@ class FileEventLog:
 
     def __repr__(self) -> str:
         return f"FileEventLog({str(self._path)!r}, last_id={self.last_id})"
+
+    def _run_open_hooks(self) -> None:
+        where = os.path.abspath(self._path)
+        with _open_hooks_lock:
+            hooks = [hook for prefix, hook in _open_hooks.values() if where.startswith(prefix)]
+        for hook in hooks:
+            try:
+                hook(self)
+            except Exception:
+                logger.exception("event log %s: open hook failed", self._path)
 
     def _check_open(self) -> None:
         if self._closed:

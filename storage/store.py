@@ -407,3 +407,49 @@ class LocalStore:
                 shutil.rmtree(entry, ignore_errors=True)
             else:
                 entry.unlink(missing_ok=True)
+
+    # --- crash-safe runs: checkpoints, unpublished days, log repair ----------------------------
+    # (imports are local to this block: the rest of the module is edited independently)
+
+    CHECKPOINT_NAME = "checkpoint.json"
+
+    def write_checkpoint(self, backtest_id: str, checkpoint: Mapping[str, Any]) -> int:
+        """Replace the run's checkpoint (a small JSON object) atomically; durable when the store
+        syncs (`fsync=True`). `NotFound` once the backtest is deleted."""
+        from .atomic import dumps_json, write_atomic
+
+        path = self._existing_dir(backtest_id) / self.CHECKPOINT_NAME
+        try:
+            return write_atomic(path, dumps_json(dict(checkpoint)), fsync=self._fsync)
+        except FileNotFoundError:
+            raise NotFound(f"backtest {backtest_id!r} was deleted") from None
+
+    def read_checkpoint(self, backtest_id: str) -> dict[str, Any] | None:
+        """The run's checkpoint; None when there is none or it cannot be read (a checkpoint is
+        only ever an optimization: without it a run is verified from its start)."""
+        path = self.backtest_dir(backtest_id) / self.CHECKPOINT_NAME
+        try:
+            document = json.loads(path.read_bytes())
+        except (FileNotFoundError, ValueError):
+            return None
+        return document if isinstance(document, dict) else None
+
+    def remove_checkpoint(self, backtest_id: str) -> None:
+        (self.backtest_dir(backtest_id) / self.CHECKPOINT_NAME).unlink(missing_ok=True)
+
+    def remove_days(self, backtest_id: str, dates: Iterable[str]) -> builtins.list[str]:
+        """Remove days' files (written, never published); returns the dates that were there."""
+        root = self._existing_dir(backtest_id)
+        return [date for date in dates if dayfiles.remove_day(root, date, fsync=self._fsync)]
+
+    def day_size(self, backtest_id: str, date: str) -> int:
+        """Bytes of a day's two files together; 0 when the day is not (fully) there."""
+        return dayfiles.day_size(self.backtest_dir(backtest_id), date)
+
+    def on_log_open(self, hook: Any) -> Any:
+        """Call `hook(backtest_id, log)` each time a backtest's log is opened (its torn tail
+        cut), before anyone reads it; returns a function that removes the hook."""
+        from .eventlog import on_open
+
+        # A log's folder is named by its backtest's id, wherever the layout puts it.
+        return on_open(self.root, lambda log: hook(log.path.parent.name, log))

@@ -52,6 +52,15 @@ class RunningTotals:
         self.realized = 0.0
         self.closed = 0
 
+    def add(self, trades: list[dict]) -> None:
+        """Add a day's trades without building its events (a resumed run's days before its
+        checkpoint): the same sums, in the same order, as day_event_bodies."""
+        realized, closed = self.realized, self.closed
+        for t in trades:
+            realized += float(t["pnl"])
+            closed += 1
+        self.realized, self.closed = realized, closed
+
 
 def day_event_bodies(day: DayResult, totals: RunningTotals, has_detail_data: bool) -> list[bytes]:
     """The events that report one finished day, in order, each serialized as a BacktestEvent
@@ -99,3 +108,56 @@ def day_event_bodies(day: DayResult, totals: RunningTotals, has_detail_data: boo
         completed.positions.add(**p)
     out.append(event(day_completed=completed).SerializeToString(deterministic=True))
     return out
+
+
+# --- reading events back from the log ---------------------------------------------------------
+# A logged event is its stamp (event_id, backtest_id, emitted_at: fields 1-3) followed by its
+# body (the kind: one field numbered 10 and up), as Publisher.append_bodies writes it.
+_KIND_BY_FIELD = {f.number: f.name for f in pb.BacktestEvent.DESCRIPTOR.oneofs_by_name["event"].fields}
+TERMINAL_KINDS = frozenset({"backtest_completed", "backtest_failed", "backtest_cancelled"})
+_FIRST_KIND_FIELD = min(_KIND_BY_FIELD)
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data):
+            raise ValueError("truncated varint")
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+
+
+def split_stamp(payload: bytes) -> tuple[int, bytes]:
+    """(event_id, body) of an event as the log holds it; the body is the event's bytes
+    without its stamp, comparable to what day_event_bodies produced."""
+    pos, event_id = 0, 0
+    while pos < len(payload):
+        tag, after = _read_varint(payload, pos)
+        field, wire = tag >> 3, tag & 7
+        if field >= _FIRST_KIND_FIELD:
+            break
+        if wire == 0:
+            value, after = _read_varint(payload, after)
+            if field == 1:
+                event_id = value
+        elif wire == 2:
+            length, after = _read_varint(payload, after)
+            after += length
+        else:
+            raise ValueError(f"unexpected wire type {wire} in an event's stamp")
+        pos = after
+    return event_id, payload[pos:]
+
+
+def body_kind(body: bytes) -> str:
+    """The kind of an event body (its oneof field's name), "" if it has none."""
+    if not body:
+        return ""
+    tag, _ = _read_varint(body, 0)
+    return _KIND_BY_FIELD.get(tag >> 3, "")

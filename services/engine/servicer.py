@@ -351,7 +351,7 @@ class BacktestServicer(pb_grpc.BacktestServiceServicer):
             date.fromisoformat(day)
         except ValueError:
             raise invalid([Problem("date", f"'{day}' is not a date: use YYYY-MM-DD")]) from None
-        if day not in self.store.list_days(bid):
+        if day not in self.jobs.visible_days(bid):  # published: its day_completed is in the log
             raise not_found("day", f"{bid}/{day}")
         return day
 
@@ -402,7 +402,7 @@ class BacktestServicer(pb_grpc.BacktestServiceServicer):
                 meta = self.store.read_metadata(bid)
             except (NotFound, FileNotFoundError):
                 meta = {"backtest_id": bid, "status": rec.status}
-            days = self.store.list_days(bid)
+            days = self.jobs.visible_days(bid)
 
             def trade_rows():
                 for d in days:
