@@ -104,7 +104,7 @@ async def test_openapi_shapes(client: httpx.AsyncClient) -> None:
     paths, schemas = doc["paths"], doc["components"]["schemas"]
     listing = paths["/api/v1/backtests"]["get"]
     query = {p["name"]: p for p in listing["parameters"] if p.get("in") == "query"}
-    assert set(query) == {"strategy_id", "status", "page_size", "page_token"}
+    assert set(query) == {"strategy_id", "status", "page_size", "page_token", "all_users"}
     assert bare(query["status"]["schema"]) == {"$ref": "#/components/schemas/hindsight.v1.BacktestStatus"}
     assert schemas["hindsight.v1.BacktestStatus"]["enum"][:2] == ["BACKTEST_STATUS_UNSPECIFIED",
                                                                  "BACKTEST_STATUS_QUEUED"]
