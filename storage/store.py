@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import builtins
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -21,6 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from . import archive, dayfiles
 from .atomic import fsync_dir, sync_filesystem, write_json_atomic
@@ -284,7 +285,7 @@ class LocalStore:
     def read_metadata(self, backtest_id: str) -> dict[str, Any]:
         path = self.backtest_dir(backtest_id) / METADATA_NAME
         try:
-            document = json.loads(path.read_bytes())
+            document = orjson.loads(path.read_bytes())
         except FileNotFoundError:
             raise NotFound(f"no metadata stored for backtest {backtest_id!r}") from None
         if not isinstance(document, dict):
@@ -429,7 +430,7 @@ class LocalStore:
         only ever an optimization: without it a run is verified from its start)."""
         path = self.backtest_dir(backtest_id) / self.CHECKPOINT_NAME
         try:
-            document = json.loads(path.read_bytes())
+            document = orjson.loads(path.read_bytes())
         except (FileNotFoundError, ValueError):
             return None
         return document if isinstance(document, dict) else None

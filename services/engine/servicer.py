@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import OrderedDict
 from datetime import date
 from typing import AsyncIterator, Iterable
 
@@ -30,7 +31,7 @@ from services.engine.quotas import QuotaExceeded, Quotas
 from services.engine.requests import MAX_ECHOED_ID, Invalid, check_start
 from services.engine.settings import EngineSettings
 from services.engine.wire import length_delimited
-from storage import COMPLETED, LocalStore, LogClosed, NotFound
+from storage import COMPLETED, TERMINAL_STATUSES, LocalStore, LogClosed, NotFound
 
 SERVICE_NAME = "hindsight.v1.BacktestService"
 STREAM_PAGE = 512
@@ -39,6 +40,8 @@ STREAM_PAGE = 512
 BATCH_EVENTS = 1000
 MAX_BATCH_EVENTS = 10_000
 BATCH_BYTES = 1 << 20
+# Messages of ended backtests kept built (see _backtest_message).
+FINISHED_MESSAGES = 64
 ZIP_CHUNK = 64 * 1024
 
 
@@ -115,6 +118,7 @@ class BacktestServicer(pb_grpc.BacktestServiceServicer):
         self.store, self.catalog, self.jobs, self.hub, self.settings = store, catalog, jobs, hub, settings
         self.auth = auth or Authenticator()
         self.quotas = Quotas(settings, store)
+        self._finished: OrderedDict[tuple[str, bool], tuple[object, pb.Backtest]] = OrderedDict()
 
     async def principal(self, context: grpc.aio.ServicerContext) -> Principal:
         """The authenticated caller; UNAUTHENTICATED (with WWW-Authenticate) otherwise."""
@@ -241,6 +245,24 @@ class BacktestServicer(pb_grpc.BacktestServiceServicer):
         return rec
 
     def _backtest_message(self, rec, with_days: bool) -> pb.Backtest:
+        """The Backtest message of an index row (and its job while it has one). An ended run's
+        never changes once its row stops changing: kept (LRU), as building one with thousands
+        of daily summaries from metadata.json costs milliseconds of the event loop."""
+        job = self.jobs.job(rec.backtest_id)
+        if rec.status not in TERMINAL_STATUSES or (job is not None and job.terminal_id is None):
+            return self._build_message(rec, with_days)
+        key = (rec.backtest_id, with_days)
+        hit = self._finished.get(key)
+        if hit is not None and hit[0] == rec:
+            self._finished.move_to_end(key)
+            return hit[1]
+        msg = self._build_message(rec, with_days)
+        self._finished[key] = (rec, msg)
+        while len(self._finished) > FINISHED_MESSAGES:
+            self._finished.popitem(last=False)
+        return msg
+
+    def _build_message(self, rec, with_days: bool) -> pb.Backtest:
         msg = pb.Backtest(backtest_id=rec.backtest_id, strategy_id=rec.strategy_id, owner=rec.caller,
                           status=STATUS_ENUM[rec.status],
                           stream_url=self.stream_url(rec.backtest_id), error_code=rec.error_code or "",
