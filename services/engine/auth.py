@@ -39,7 +39,9 @@ KEY_PREFIX = "hsk_"
 USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 # JWT algorithms accepted: asymmetric only (an HMAC "public key" would be a shared secret).
 JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
-MAX_TOKEN_CHARS = 8192
+# Tokens longer than this are refused: with the other metadata a call must stay under gRPC's
+# 8 KiB metadata limit (a longer header came back as RESOURCE_EXHAUSTED).
+MAX_TOKEN_CHARS = 6144
 _CACHE_SIZE = 4096
 _NEGATIVE_TTL_S = 60.0
 _MODE_TTL_S = 2.0

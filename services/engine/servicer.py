@@ -75,6 +75,8 @@ def not_found(what: str, ident: str) -> RpcError:
 
 
 async def _abort(context: grpc.aio.ServicerContext, err: RpcError) -> None:
+    if context.done():  # the client's deadline passed or it left: there is no one to tell
+        return
     st = status_pb2.Status(code=err.code.value[0], message=err.message)
     for d in err.details:
         packed = any_pb2.Any()
@@ -442,6 +444,8 @@ class BacktestServicer(pb_grpc.BacktestServiceServicer):
     @_handler
     async def ValidateStrategy(self, request: pb.ValidateStrategyRequest, context,
                                me: Principal) -> pb.ValidateStrategyResponse:
+        if not request.HasField("strategy"):
+            raise invalid([Problem("strategy", "missing strategy: send a hindsight.v1.Strategy (see examples/strategies/)")])
         try:
             plan = compile_strategy(request.strategy)
         except SpecError as exc:

@@ -29,6 +29,7 @@ from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 
 from .bindings import Binding, ResponseKind
+from .session import MAX_TOKEN_CHARS, cookie_authorization
 from .errors import (
     GatewayError,
     bad_request,
@@ -49,6 +50,8 @@ _GRPC_TIMEOUT = re.compile(r"^(\d{1,8})([HMSmun])$")
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 _MAX_TIMEOUT_S = 100 * 86_400.0
 _METADATA_PREFIX = "grpc-metadata-"
+# Longest Authorization header passed on: the call's metadata must stay under gRPC's 8 KiB.
+MAX_AUTHORIZATION_CHARS = MAX_TOKEN_CHARS + len("Bearer ")
 _METADATA_KEY = re.compile(r"^[0-9a-z_.-]+$")
 _PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
 _UNBATCHED_RETRY_S = 60.0
@@ -485,10 +488,11 @@ def _metadata(scope: Scope, headers: Headers) -> list[tuple[str, str | bytes]]:
     if auth is None:
         # The dashboard's session cookie (EventSource cannot send headers); a state-changing
         # request authenticated by it must pass the origin check (session.py).
-        from .session import cookie_authorization
-
         auth = cookie_authorization(scope, headers)
     if auth is not None:
+        if len(auth) > MAX_AUTHORIZATION_CHARS:  # gRPC refuses metadata over 8 KiB (as a 429)
+            raise bad_request(f"header 'Authorization' is longer than {MAX_AUTHORIZATION_CHARS} characters",
+                              ("Authorization", "too long"))
         md.append(("authorization", _ascii(auth, "Authorization")))
     for key, value in headers.items():
         if not key.startswith(_METADATA_PREFIX):

@@ -43,7 +43,9 @@ if TYPE_CHECKING:
 COOKIE = "hindsight_session"
 SESSION_PATH = "/api/v1/session"
 # The engine refuses longer tokens too (services/engine/auth.py MAX_TOKEN_CHARS).
-MAX_TOKEN_CHARS = 8192
+# Tokens longer than this are refused: with the other metadata a call must stay under gRPC's
+# 8 KiB metadata limit (a longer header came back as RESOURCE_EXHAUSTED).
+MAX_TOKEN_CHARS = 6144
 GET_CALLER = "hindsight.v1.BacktestService.GetCaller"
 # What a cookie value may hold (RFC 6265 cookie-octet); API keys and JWTs are made of these.
 COOKIE_SAFE = re.compile(r"^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]+$")

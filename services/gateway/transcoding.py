@@ -3,6 +3,13 @@
 Path variables are set first-class; the body (`*` or one field) comes from JSON; every other
 field may come from a query parameter (`a.b` for nested fields, `?x=1&x=2` for repeated ones,
 enums by name or number). Output uses the proto field names (snake_case); input takes both.
+
+Input is proto3 JSON exactly as services/gateway/openapi.py describes it, no looser:
+`json_format` alone also takes what Python's `int()` and `float()` take (" 5", "1_000", "٣",
+"inf", true as 1), any number for an enum (1.5 as 1, "2", numbers it does not define) and
+a JSON array for a message, and fails with a 500 on a 400-digit number for a double.
+`check_body` refuses those first, with the field's path; the query parameters' text takes the
+same grammar (`INT_TEXT`, `FLOAT_TEXT`, `BASE64_TEXT`).
 """
 
 from __future__ import annotations
@@ -10,13 +17,20 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 import grpc
 import orjson
 from google.protobuf import json_format
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import (
+    Descriptor,
+    EnumDescriptor,
+    EnumValueDescriptor,
+    FieldDescriptor,
+)
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
@@ -43,6 +57,26 @@ _INT_TYPES = frozenset({
 })
 # A request field of this name takes an SSE `Last-Event-ID` (the stream's resume cursor).
 RESUME_FIELD = "after_event_id"
+
+# The text of an integer (a JSON string in a body, a query parameter, Last-Event-ID): ASCII
+# digits, an optional minus, no leading zeros, no exponent. Its range is the field's.
+INT_TEXT = r"-?(?:0|[1-9][0-9]*)"
+# The text of a float or double: a JSON number, or one of the special values. A number too
+# large for a double is ±Infinity (as json_format reads it).
+FLOAT_TEXT = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+FLOAT_SPECIALS = ("NaN", "Infinity", "-Infinity")
+# bytes: base64, standard or URL-safe alphabet, padding optional (as grpc-gateway accepts).
+BASE64_TEXT = r"(?:[A-Za-z0-9+/_-]{4})*(?:[A-Za-z0-9+/_-]{2}(?:==)?|[A-Za-z0-9+/_-]{3}=?)?"
+_INT_RE = re.compile(INT_TEXT)
+_FLOAT_RE = re.compile(FLOAT_TEXT)
+_BASE64_RE = re.compile(BASE64_TEXT)
+_FLOAT_TYPES = frozenset({FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT})
+# google.protobuf wrappers: their JSON is the JSON of their `value` field.
+WRAPPERS = frozenset({
+    "google.protobuf.DoubleValue", "google.protobuf.FloatValue", "google.protobuf.Int64Value",
+    "google.protobuf.UInt64Value", "google.protobuf.Int32Value", "google.protobuf.UInt32Value",
+    "google.protobuf.BoolValue", "google.protobuf.StringValue", "google.protobuf.BytesValue",
+})
 
 
 def to_dict(message: Message) -> dict[str, Any]:
@@ -153,7 +187,7 @@ def _merge_body(binding: Binding, request: Message, body: bytes, content_type: s
                            http_status=415)
     try:
         # JSON is UTF-8 (RFC 8259); json.loads would guess UTF-16/32 from the first bytes.
-        data = json.loads(body.decode("utf-8").removeprefix("\ufeff"))
+        data = json.loads(body.decode("utf-8").removeprefix("\ufeff"), parse_constant=_not_json)
     except UnicodeDecodeError as exc:
         raise bad_request(f"request body is not UTF-8: invalid byte at position {exc.start}") from None
     except json.JSONDecodeError as exc:
@@ -165,11 +199,122 @@ def _merge_body(binding: Binding, request: Message, body: bytes, content_type: s
         if target_field is None:
             if not isinstance(data, dict):
                 raise bad_request(f"request body must be a JSON object, got {_json_kind(data)}")
-            _parse_into(data, request)
         else:
-            _parse_into({target_field.name: data}, request)
+            data = {target_field.name: data}
+        check_body(request.DESCRIPTOR, data)
+        _parse_into(data, request)
     except RecursionError:
         raise bad_request("request body nests messages too deeply") from None
+
+
+def _not_json(constant: str) -> Any:
+    raise bad_request(f"malformed JSON in request body: {constant} is not JSON (send the string \"{constant}\" "
+                      "for a special double)")
+
+
+def check_body(desc: Descriptor, data: dict[str, Any], path: str = "") -> None:
+    """Refuse (400, naming the field) what proto3 JSON does not allow but json_format would take.
+
+    Unknown fields, wrong JSON types for strings and booleans, null inside repeated fields and
+    maps, duplicate oneof members and the well-known types' own forms are json_format's to
+    refuse; so is everything in a field this does not know."""
+    for key, value in data.items():
+        field = _find_field(desc, key) if isinstance(key, str) else None
+        if field is None or value is None:  # proto3 JSON: null is the field's default value
+            continue
+        where = f"{path}.{field.name}" if path else field.name
+        if _is_map(field):
+            if isinstance(value, dict):
+                entry = field.message_type
+                for k, v in value.items():
+                    _check_map_key(entry.fields_by_name["key"], k, f"{where}[{k!r}]")
+                    if v is not None:
+                        _check_single(entry.fields_by_name["value"], v, f"{where}[{k!r}]")
+        elif field.is_repeated:
+            if isinstance(value, list):
+                for i, item in enumerate(value):
+                    if item is not None:
+                        _check_single(field, item, f"{where}[{i}]")
+        else:
+            _check_single(field, value, where)
+
+
+def _check_single(field: FieldDescriptor, value: Any, where: str) -> None:
+    message = field.message_type
+    if message is None:
+        _check_scalar(field, value, where)
+    elif message.full_name in WRAPPERS:
+        _check_scalar(message.fields_by_name["value"], value, where)
+    elif message.full_name.startswith("google.protobuf.") or message.full_name == HTTP_BODY:
+        return  # a well-known type: json_format reads (and refuses) its own JSON form
+    elif not isinstance(value, dict):
+        raise _invalid(where, f"expected a JSON object ({message.name}), got {_json_kind(value)}", "not an object")
+    else:
+        check_body(message, value, where)
+
+
+def _check_scalar(field: FieldDescriptor, value: Any, where: str) -> None:
+    t = field.type
+    if t in _INT_TYPES:
+        ok = (isinstance(value, str) and _INT_RE.fullmatch(value) is not None) or (
+            isinstance(value, (int, float)) and not isinstance(value, bool))
+        if not ok:
+            raise _invalid(where, f"expected an integer (a JSON number or a string of digits), got {_shown(value)}",
+                           "not an integer")
+    elif t in _FLOAT_TYPES:
+        if isinstance(value, str):
+            if value not in FLOAT_SPECIALS and _FLOAT_RE.fullmatch(value) is None:
+                raise _invalid(where, f"expected a number, \"NaN\", \"Infinity\" or \"-Infinity\", got {_shown(value)}",
+                               "not a number")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _invalid(where, f"expected a number, got {_json_kind(value)}", "not a number")
+        elif isinstance(value, int) and not _fits_double(value):
+            raise _invalid(where, "number out of range for a double", "out of range")
+    elif t == FieldDescriptor.TYPE_ENUM:
+        enum = field.enum_type
+        if isinstance(value, str):
+            known = value in enum.values_by_name
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            known = math.isfinite(value) and value == int(value) and _enum_number(enum, int(value)) is not None
+        else:
+            raise _invalid(where, f"expected a {enum.name} name or number, got {_json_kind(value)}",
+                           "not an enum value")
+        if not known:
+            names = ", ".join(v.name for v in enum.values)
+            raise _invalid(where, f"{_shown(value)} is not a value of {enum.name} (one of {names}, or its number)",
+                           "unknown enum value")
+    elif t == FieldDescriptor.TYPE_BYTES and (not isinstance(value, str) or _BASE64_RE.fullmatch(value) is None):
+        raise _invalid(where, "expected base64 (standard or URL-safe alphabet, padding optional)", "not base64")
+
+
+def _enum_number(enum: EnumDescriptor, number: int) -> EnumValueDescriptor | None:
+    # values_by_number takes the number modulo 2**32: 2**32 + 1 would be value 1.
+    return enum.values_by_number.get(number) if -2**31 <= number < 2**31 else None
+
+
+def _check_map_key(key_field: FieldDescriptor, key: str, where: str) -> None:
+    t = key_field.type
+    if t in _INT_TYPES and _INT_RE.fullmatch(key) is None:
+        raise _invalid(where, "a map key must be an integer here", "not an integer key")
+    if t == FieldDescriptor.TYPE_BOOL and key not in ("true", "false"):
+        raise _invalid(where, "a map key must be true or false here", "not a boolean key")
+
+
+def _fits_double(value: int) -> bool:
+    try:
+        float(value)
+    except OverflowError:  # a JSON integer of ~310 digits or more
+        return False
+    return True
+
+
+def _invalid(where: str, what: str, short: str) -> GatewayError:
+    return bad_request(f"invalid request body: {where}: {what}", (where, short))
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _parse_into(data: dict[str, Any], message: Message) -> None:
@@ -228,19 +373,19 @@ def _set_fields(request: Message, path: list[FieldDescriptor], raw: str, *, sour
     leaf = path[-1]
     _check_oneof(parent, leaf, source)
     value = _convert(leaf, raw, source)
-    if leaf.is_repeated:
-        container = getattr(parent, leaf.name)
-        if isinstance(value, Message):
-            container.add().CopyFrom(value)
+    try:
+        if leaf.is_repeated:
+            container = getattr(parent, leaf.name)
+            if isinstance(value, Message):
+                container.add().CopyFrom(value)
+            else:
+                container.append(value)
+        elif isinstance(value, Message):
+            getattr(parent, leaf.name).CopyFrom(value)
         else:
-            container.append(value)
-    elif isinstance(value, Message):
-        getattr(parent, leaf.name).CopyFrom(value)
-    else:
-        try:
             setattr(parent, leaf.name, value)
-        except (ValueError, TypeError) as exc:  # out of range for int32/uint32, ...
-            raise bad_request(f"{source}: {exc}", (_dotted(path), str(exc))) from None
+    except (ValueError, TypeError) as exc:  # out of range for int32/uint32, ...
+        raise bad_request(f"{source}: {exc}", (_dotted(path), str(exc))) from None
 
 
 def _check_oneof(parent: Message, field: FieldDescriptor, source: str) -> None:
@@ -265,20 +410,21 @@ def _convert(field: FieldDescriptor, raw: str, source: str) -> Any:
             return False
         raise bad_request(f"{source}: '{raw}' is not a boolean (use true or false)", (name, "not a boolean"))
     if t in _INT_TYPES:
-        try:
-            return int(raw, 10)
-        except ValueError:
-            raise bad_request(f"{source}: '{raw}' is not an integer", (name, "not an integer")) from None
-    if t in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
-        try:
-            return float(raw)
-        except ValueError:
-            raise bad_request(f"{source}: '{raw}' is not a number", (name, "not a number")) from None
+        # Not int(): it also takes " 5", "+5", "1_000" and other scripts' digits.
+        if _INT_RE.fullmatch(raw) is None:
+            raise bad_request(f"{source}: '{raw}' is not an integer", (name, "not an integer"))
+        return int(raw)
+    if t in _FLOAT_TYPES:
+        # Not float(): it also takes "inf", "nan", " 1" and "1_0".
+        if raw not in FLOAT_SPECIALS and _FLOAT_RE.fullmatch(raw) is None:
+            raise bad_request(f"{source}: '{raw}' is not a number (or NaN, Infinity, -Infinity)",
+                              (name, "not a number"))
+        return float(raw)
     if t == FieldDescriptor.TYPE_ENUM:
         enum = field.enum_type
         value = enum.values_by_name.get(raw)
-        if value is None and raw.lstrip("-").isdigit():
-            value = enum.values_by_number.get(int(raw))
+        if value is None and _INT_RE.fullmatch(raw):
+            value = _enum_number(enum, int(raw))
         if value is None:
             names = ", ".join(v.name for v in enum.values)
             raise bad_request(f"{source}: '{raw}' is not a value of {enum.name} (one of {names})",
@@ -286,6 +432,8 @@ def _convert(field: FieldDescriptor, raw: str, source: str) -> Any:
         return value.number
     if t == FieldDescriptor.TYPE_BYTES:
         try:
+            if _BASE64_RE.fullmatch(raw) is None:
+                raise ValueError(raw)
             # Standard or URL-safe alphabet, padding optional (as grpc-gateway accepts).
             padded = raw.replace("-", "+").replace("_", "/") + "=" * (-len(raw) % 4)
             return base64.b64decode(padded, validate=True)
@@ -294,22 +442,21 @@ def _convert(field: FieldDescriptor, raw: str, source: str) -> Any:
     # A well-known message type with a scalar JSON form.
     message = field.message_type
     target = _message_class(field)()
+    if message.full_name in WRAPPERS:
+        # The wrapped value's own text, as for a plain field (json_format would read "1_000"
+        # as a DoubleValue, and only "true" as a BoolValue).
+        value = _convert(message.fields_by_name["value"], raw, source)
+        try:
+            target.value = value  # type: ignore[attr-defined]
+        except (ValueError, TypeError) as exc:  # out of range for Int32Value, ...
+            raise bad_request(f"{source}: {exc}", (name, str(exc))) from None
+        return target
     try:
         parsed: Any = json.loads(raw) if message.full_name in _JSON_WKT else raw
-        if message.full_name == "google.protobuf.BoolValue":
-            parsed = _convert_bool_text(raw, source, name)
         json_format.ParseDict(parsed, target)
     except (json.JSONDecodeError, json_format.ParseError) as exc:
         raise bad_request(f"{source}: {str(exc).splitlines()[0]}", (name, "invalid value")) from None
     return target
-
-
-def _convert_bool_text(raw: str, source: str, name: str) -> bool:
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    raise bad_request(f"{source}: '{raw}' is not a boolean (use true or false)", (name, "not a boolean"))
 
 
 def _message_class(field: FieldDescriptor) -> type[Message]:

@@ -119,7 +119,9 @@ async def test_openapi_shapes(client: httpx.AsyncClient) -> None:
     assert bare(backtest["daily_summaries"]) == {"type": "array",
                                            "items": {"$ref": "#/components/schemas/hindsight.v1.DailySummary"}}
     assert bare(schemas["hindsight.v1.NodeEvent"]["properties"]["variables"]) == \
-        {"type": "object", "additionalProperties": {"type": "number", "format": "double"}}
+        {"type": "object", "additionalProperties": {"anyOf": [
+            {"type": "number", "format": "double"},
+            {"type": "string", "enum": ["NaN", "Infinity", "-Infinity"]}]}}
     assert schemas["hindsight.v1.DayDetail"]["properties"]["events_history"]["additionalProperties"] == \
         {"$ref": "#/components/schemas/hindsight.v1.NodeEvent"}
     stream = paths["/api/v1/backtests/{backtest_id}/stream"]["get"]
