@@ -56,6 +56,7 @@ class EngineSettings:
     max_stored_bytes_per_user: int = 20 << 30  # logs, day files and metadata of the user's runs
     max_run_memory_bytes: int = 4 << 30    # estimated arrays of one run, checked before it starts
     list_page_bytes: int = 1 << 20         # a ListBacktests page stops growing here
+    switch_interval_ms: float = 1.0        # the GIL's switch interval in the engine (0: Python's 5 ms)
 
     @property
     def store_root(self) -> Path:
@@ -90,5 +91,6 @@ class EngineSettings:
             max_stored_bytes_per_user=_int("MAX_STORED_MB_PER_USER", 20 << 10) << 20,
             max_run_memory_bytes=_int("MAX_RUN_MEMORY_MB", 4 << 10) << 20,
             list_page_bytes=max(64 << 10, _int("LIST_PAGE_BYTES", 1 << 20)),
+            switch_interval_ms=max(0.0, _float("SWITCH_INTERVAL_MS", 1.0)),
         )
         return replace(s, **overrides)
