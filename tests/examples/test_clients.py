@@ -22,7 +22,7 @@ import pytest
 
 from hindsight.v1 import backtest_service_pb2 as pb
 from hindsight.v1 import backtest_service_pb2_grpc as pb_grpc
-from tests.engine.conftest import data_dir, engine, settings, start_request  # noqa: F401 (fixtures)
+from tests.engine.conftest import data_dir, engine, settings, start_request, tokens  # noqa: F401 (fixtures)
 from tests.netcut import CutProxy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,6 +102,30 @@ async def test_python_client_runs_to_completion(engine):
     assert days[0].lstrip().startswith("2024-01-01") and f"day {total_days:>3}/{total_days}" in days[-1]
     assert any(line.startswith("backtest_completed: ") for line in lines)
     assert any("Sharpe" in line and "max drawdown" in line for line in lines)
+
+
+async def test_clients_send_hindsight_token(tokens, engine):  # noqa: F811
+    """With users configured, the clients authenticate with HINDSIGHT_TOKEN; without it they are refused."""
+    token = tokens["alice"][0][1].split(" ", 1)[1]
+    argv = (sys.executable, str(PY_CLIENT), "--addr", f"127.0.0.1:{engine.port}", "--from", "2024-01-01",
+            "--to", "2024-01-03")
+    rc, out, err = await _run(*argv, env={"HINDSIGHT_TOKEN": token})
+    assert rc == 0 and "backtest_completed: " in out, err
+    bid = out.splitlines()[0].split()[1].rstrip(":")
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{engine.port}") as channel:
+        mine = await pb_grpc.BacktestServiceStub(channel).GetBacktest(pb.GetBacktestRequest(backtest_id=bid),
+                                                                     metadata=tokens["alice"])
+    assert mine.owner == "alice"
+    rc, out, err = await _run(*argv, env={"HINDSIGHT_TOKEN": ""})
+    assert rc == 2 and "UNAUTHENTICATED" in err
+    node = _node()
+    env = {"HINDSIGHT_GRPC_ADDR": f"127.0.0.1:{engine.port}", "HINDSIGHT_TOKEN": token}
+    rc, out, err = await _run(node, str(NODE_DIR / "client.js"), "--from", "2024-01-01", "--to", "2024-01-03", env=env)
+    assert rc == 0, f"node client exited {rc}\nstdout:\n{out}\nstderr:\n{err}"
+    assert json.loads(out.strip().splitlines()[-1])["terminal"] == "backtest_completed"
+    rc, out, err = await _run(node, str(NODE_DIR / "client.js"), "--from", "2024-01-01", "--to", "2024-01-03",
+                              env={**env, "HINDSIGHT_TOKEN": ""})
+    assert rc != 0 and "UNAUTHENTICATED" in err
 
 
 def _load_python_client():

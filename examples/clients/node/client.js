@@ -77,9 +77,18 @@ function newClient(Service, addr) {
   return new Service(addr, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
 }
 
+// HINDSIGHT_TOKEN (an API key from `hindsight users add`, or a JWT) is sent as a bearer token;
+// without it the engine must be in its local mode (no users configured, same machine).
+function callMetadata() {
+  const md = new grpc.Metadata();
+  if (process.env.HINDSIGHT_TOKEN) md.set('authorization', `Bearer ${process.env.HINDSIGHT_TOKEN}`);
+  return md;
+}
+
 function startBacktest(client, request) {
   return new Promise((resolve, reject) => {
-    client.StartBacktest(request, { deadline: Date.now() + 30_000 }, (err, res) => (err ? reject(err) : resolve(res)));
+    client.StartBacktest(request, callMetadata(), { deadline: Date.now() + 30_000 },
+      (err, res) => (err ? reject(err) : resolve(res)));
   });
 }
 
@@ -91,8 +100,9 @@ function streamOnce(client, backtestId, after, onEvent, batches) {
   return new Promise((resolve, reject) => {
     let dropped = false;
     const call = batches > 0
-      ? client.StreamBacktestBatches({ backtest_id: backtestId, after_event_id: after, max_events: batches })
-      : client.StreamBacktest({ backtest_id: backtestId, after_event_id: after });
+      ? client.StreamBacktestBatches({ backtest_id: backtestId, after_event_id: after, max_events: batches },
+        callMetadata())
+      : client.StreamBacktest({ backtest_id: backtestId, after_event_id: after }, callMetadata());
     call.on('data', (message) => {
       for (const ev of batches > 0 ? message.events : [message]) {
         if (dropped) return; // events already received when we dropped: the resume sends them again

@@ -31,6 +31,13 @@ TERMINAL = {"backtest_completed", "backtest_failed", "backtest_cancelled"}
 DEFAULT_STRATEGY = Path(__file__).resolve().parents[2] / "strategies" / "rsi_reversion.json"
 
 
+def credentials() -> tuple[tuple[str, str], ...]:
+    """HINDSIGHT_TOKEN (an API key from `hindsight users add`, or a JWT) as call metadata; none
+    when unset (an engine with no users serves callers on its own machine without a token)."""
+    token = os.environ.get("HINDSIGHT_TOKEN", "")
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
 def follow(addr: str, backtest_id: str, max_retries: int = 10, batch_size: int = 0):
     """Yields the backtest's events, each once and in order, until the terminal event.
 
@@ -46,7 +53,7 @@ def follow(addr: str, backtest_id: str, max_retries: int = 10, batch_size: int =
                 stub = pb_grpc.BacktestServiceStub(channel)
                 request = pb.StreamBacktestBatchesRequest(backtest_id=backtest_id, after_event_id=last,
                                                           max_events=batch_size)
-                for batch in stub.StreamBacktestBatches(request):
+                for batch in stub.StreamBacktestBatches(request, metadata=credentials()):
                     for event in batch.events:
                         last, retries = event.event_id, 0
                         yield event
@@ -78,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             started = pb_grpc.BacktestServiceStub(channel).StartBacktest(
                 pb.StartBacktestRequest(strategy=strategy, strategy_id=args.strategy.stem, symbol=args.symbol,
-                                        start_date=args.start, end_date=args.end), timeout=30)
+                                        start_date=args.start, end_date=args.end), timeout=30,
+                metadata=credentials())
         except grpc.RpcError as err:
             print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)
             return 2
