@@ -31,11 +31,6 @@ DateTime = tuple[int, int, int, int, int, int]
 Chunks = Generator[bytes, None, None]  # close() it to stop early
 
 
-def day_zip_name(date: str) -> str:
-    """The download's file name, as seed 000 names it."""
-    return f"backtest_{date}.zip"
-
-
 def day_zip_chunks(backtest_dir: Path, date: str, *,
                    chunk_size: int = CHUNK_SIZE) -> Chunks:
     """ZIP of one day's `trades_daily.json.gz` and `diagnostics_export.json.gz`, stored as-is.

@@ -133,11 +133,6 @@ def gzip_json(obj: Any, *, level: int = GZIP_LEVEL) -> bytes:
     return gzip_bytes(dumps_json(obj), level=level)
 
 
-def write_json_gz_atomic(path: Path, obj: Any, *, level: int = GZIP_LEVEL, fsync: bool = True) -> int:
-    """Write `obj` as gzipped JSON atomically; return the compressed size in bytes."""
-    return write_atomic(path, gzip_json(obj, level=level), fsync=fsync)
-
-
 def write_json_atomic(path: Path, obj: Any, *, fsync: bool = True) -> int:
     """Write `obj` as indented (human-readable) JSON atomically; return the size in bytes."""
     return write_atomic(path, dumps_json(obj, indent=2) + b"\n", fsync=fsync)

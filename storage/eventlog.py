@@ -110,10 +110,6 @@ class FileEventLog:
         return len(self._offsets)
 
     @property
-    def size_bytes(self) -> int:
-        return self._end
-
-    @property
     def closed(self) -> bool:
         return self._closed
 

@@ -35,7 +35,7 @@ _SCHEMA_VERSION = 2
 
 # Identifiers are quoted everywhere: `current_date` is an SQL keyword.
 _COLUMNS = ", ".join(f'"{name}"' for name in RECORD_FIELDS)
-_SCHEMA = f"""
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS backtests (
     "backtest_id"    TEXT PRIMARY KEY,
     "strategy_id"    TEXT NOT NULL,

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from storage.archive import backtest_zip_chunks, day_zip_chunks, day_zip_name
+from storage.archive import backtest_zip_chunks, day_zip_chunks
 from storage.dayfiles import DIAGNOSTICS, TRADES_DAILY, write_day
 from storage.errors import NotFound
 
@@ -49,7 +49,6 @@ def test_day_zip(tmp_path: Path) -> None:
         assert archive.read(info) == on_disk
     assert json.loads(gzip.decompress(archive.read(TRADES_DAILY))) == daily
     assert json.loads(gzip.decompress(archive.read(DIAGNOSTICS))) == diagnostics
-    assert day_zip_name("2024-10-24") == "backtest_2024-10-24.zip"
 
 
 def test_missing_day_raises_before_the_first_chunk(tmp_path: Path) -> None:

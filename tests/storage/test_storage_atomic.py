@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from storage.atomic import write_atomic, write_json_atomic, write_json_gz_atomic
+from storage.atomic import gzip_json, write_atomic, write_json_atomic
+
+
+def write_json_gz_atomic(path: Path, obj: object) -> int:
+    """What day files are: gzipped compact JSON, written atomically."""
+    return write_atomic(path, gzip_json(obj))
 
 
 def test_write_atomic_creates_and_replaces(tmp_path: Path) -> None:

@@ -66,7 +66,7 @@ def test_file_holds_only_framed_records(tmp_path: Path) -> None:
     with FileEventLog(path) as log:
         log.append(b"hello")
         log.append(b"")
-        assert log.size_bytes == 2 * HEADER.size + 5
+        assert log.path.stat().st_size == 2 * HEADER.size + 5
     raw = path.read_bytes()
     assert raw == (struct.pack("<II", 5, zlib.crc32(b"hello", zlib.crc32(b"\x05\0\0\0")))
                    + b"hello" + struct.pack("<II", 0, zlib.crc32(b"\0\0\0\0")))
@@ -180,7 +180,7 @@ def test_reopen_truncates_torn_tail(tmp_path: Path, garbage: bytes) -> None:
     path = tmp_path / "events.log"
     with FileEventLog(path) as log:
         fill(log, 25)
-        size = log.size_bytes
+        size = log.path.stat().st_size
     with path.open("ab") as fh:
         fh.write(garbage)
     reopened = FileEventLog(path)
@@ -199,20 +199,20 @@ def test_reopen_after_record_cut_midway(tmp_path: Path) -> None:
     path = tmp_path / "events.log"
     with FileEventLog(path) as log:
         fill(log, 10)
-        before_last = log.size_bytes
+        before_last = log.path.stat().st_size
         log.append(b"z" * 5000)
     with path.open("r+b") as fh:
         fh.truncate(before_last + 2000)  # the crash hit in the middle of the last write
     with FileEventLog(path) as log:
         assert log.last_id == 10
-        assert log.size_bytes == before_last
+        assert log.path.stat().st_size == before_last
 
 
 def test_failed_write_is_cut_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "events.log"
     log = FileEventLog(path)
     fill(log, 3)
-    size = log.size_bytes
+    size = log.path.stat().st_size
 
     def half_then_fail(fd: int, data: bytes) -> None:
         os.write(fd, data[: len(data) // 2])
