@@ -79,6 +79,17 @@ async def _start(client, base: str, a: str, b: str, **kw) -> dict:
     return r.json()
 
 
+async def keepalive_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> bytes:
+    """One request on a kept-alive HTTP/1.1 connection, read to the end of its body (which must
+    have a Content-Length); returns the response's head."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    await reader.readexactly(length)
+    return head
+
+
 def _parse_sse(raw: bytes) -> list[tuple[str, str, str]]:
     """(id, event, data) of every event in an SSE byte stream (comments and retry skipped)."""
     out = []
@@ -141,11 +152,7 @@ async def _unary_overhead(base: str, grpc_target: str, bid: str) -> dict:
         times = []
         for _ in range(n):
             t0 = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:"))
-            await reader.readexactly(length)
+            head = await keepalive_request(reader, writer, request)
             times.append(time.perf_counter() - t0)
             assert head.startswith(b"HTTP/1.1 200"), head
         return times

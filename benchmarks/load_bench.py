@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.gateway_bench import _free_port, _stop, _wait_http
+from benchmarks.gateway_bench import _free_port, _stop, _wait_http, keepalive_request
 
 REPO = Path(__file__).resolve().parent.parent
 STRATEGIES = REPO / "examples" / "strategies"
@@ -163,11 +163,7 @@ async def _idle_connections(host: str, port: int, gateway_pid: int, ids: list[st
         for k in range(n):
             request = requests[k % len(requests)]
             t0 = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:"))
-            await reader.readexactly(length)
+            head = await keepalive_request(reader, writer, request)
             times.append(time.perf_counter() - t0)
             assert head.startswith(b"HTTP/1.1 200"), head
         return times
