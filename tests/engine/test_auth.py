@@ -403,3 +403,67 @@ async def test_concurrent_first_use_of_a_key_verifies_it_once(tokens, stub, engi
     # Argon2 runs off the event loop; many first calls at once all succeed.
     results = await asyncio.gather(*(stub.GetCaller(pb.GetCallerRequest(), metadata=tokens["root"]) for _ in range(8)))
     assert {r.user_id for r in results} == {"root"}
+
+
+@pytest.mark.parametrize("source", ["jwks-file", "jwks-url"])
+async def test_jwts_verified_with_the_issuers_jwks(settings, tmp_path, source):
+    """A JWKS with two keys (kid picks one), from a file or fetched from the issuer over HTTP."""
+    import http.server
+    import json
+    import threading
+    from dataclasses import replace
+
+    from hindsight.v1 import backtest_service_pb2_grpc as pb_grpc
+    from services.engine.server import create_server
+
+    keys = {"k1": ec.generate_private_key(ec.SECP256R1()), "k2": rsa.generate_private_key(65537, 2048)}
+    jwks = {"keys": []}
+    for kid, key in keys.items():
+        jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()) if kid == "k1"
+                         else jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+        jwks["keys"].append({**jwk, "kid": kid, "use": "sig"})
+    server = None
+    if source == "jwks-file":
+        path = tmp_path / "jwks.json"
+        path.write_text(json.dumps(jwks))
+        changes = {"jwt_keys": path}
+    else:
+        body = json.dumps(jwks).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        changes = {"jwt_jwks_url": f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"}
+    eng = await create_server(replace(settings, jwt_issuer="https://id.example", **changes), "127.0.0.1:0")
+    await eng.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{eng.port}") as ch:
+            stub = pb_grpc.BacktestServiceStub(ch)
+            now = int(time.time())
+            claims = {"iss": "https://id.example", "sub": "frank", "exp": now + 60}
+            for kid, alg in (("k1", "ES256"), ("k2", "RS256")):
+                token = jwt.encode(claims, keys[kid], algorithm=alg, headers={"kid": kid})
+                me = await stub.GetCaller(pb.GetCallerRequest(), metadata=(("authorization", f"Bearer {token}"),))
+                assert me.user_id == "frank" and me.auth_method == "jwt"
+            # Signed by k2 but claiming to be k1: refused.
+            token = jwt.encode(claims, keys["k2"], algorithm="RS256", headers={"kid": "k1"})
+            err = await failure(stub.GetCaller(pb.GetCallerRequest(), metadata=(("authorization", f"Bearer {token}"),)))
+            assert err.code() == grpc.StatusCode.UNAUTHENTICATED
+            token = jwt.encode(claims, keys["k1"], algorithm="ES256", headers={"kid": "nobody"})
+            err = await failure(stub.GetCaller(pb.GetCallerRequest(), metadata=(("authorization", f"Bearer {token}"),)))
+            assert err.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        await eng.stop(0.1)
+        if server is not None:
+            server.shutdown()
+            server.server_close()
