@@ -435,6 +435,27 @@ class LocalStore:
             return None
         return document if isinstance(document, dict) else None
 
+    CANCEL_NAME = "cancel_requested.json"
+
+    def write_cancel_request(self, backtest_id: str, reason: str) -> None:
+        """Record, durably, that a caller cancelled the run (a restarted engine ends it as
+        cancelled instead of continuing it)."""
+        from .atomic import dumps_json, write_atomic
+
+        try:
+            write_atomic(self._existing_dir(backtest_id) / self.CANCEL_NAME,
+                         dumps_json({"reason": reason, "at": time.time()}), fsync=self._fsync)
+        except FileNotFoundError:
+            raise NotFound(f"backtest {backtest_id!r} was deleted") from None
+
+    def read_cancel_request(self, backtest_id: str) -> str | None:
+        """The reason of a recorded cancel request, or None."""
+        try:
+            document = orjson.loads((self.backtest_dir(backtest_id) / self.CANCEL_NAME).read_bytes())
+        except (FileNotFoundError, ValueError):
+            return None
+        return str(document.get("reason") or "cancelled") if isinstance(document, dict) else "cancelled"
+
     def remove_checkpoint(self, backtest_id: str) -> None:
         (self.backtest_dir(backtest_id) / self.CHECKPOINT_NAME).unlink(missing_ok=True)
 

@@ -93,6 +93,7 @@ class Job:
     announcing: tuple[str, int] | None = None
     resume: ckpt.Resume | None = None  # set when a restarted engine continues the run
     writes: deque = field(default_factory=deque)        # day-file writes not yet awaited
+    cancel_requested: bool = False                       # by a caller (not the engine stopping)
     unsynced: list[str] = field(default_factory=list)   # days written, not yet made durable
     last_checkpoint: float = 0.0
 
@@ -321,7 +322,15 @@ class JobManager(RecoveryMixin):
             if job is None or job.terminal_id is not None:
                 return False
             job.cancel.set()
+            job.cancel_requested = True
             job.error_message = reason
+            if job.status == RUNNING:
+                # Durable before it is acknowledged: an engine that dies before the run stops
+                # ends it as cancelled on restart instead of continuing it.
+                try:
+                    self.store.write_cancel_request(backtest_id, reason)
+                except (LogClosed, NotFound):
+                    pass
             if job.status == QUEUED:
                 try:
                     self._queue.remove(backtest_id)
@@ -398,6 +407,8 @@ class JobManager(RecoveryMixin):
         bid = job.backtest_id
         rs = job.resume
         if job.cancel.is_set():
+            if self._closed and not job.cancel_requested:
+                return  # dispatched as the engine stops: the next engine starts it (still queued)
             self._end(job, pub, CANCELLED, self._cancelled(job, job.error_message or "cancelled"))
             return
         t0 = time.monotonic()
@@ -487,7 +498,9 @@ class JobManager(RecoveryMixin):
         if rs is not None and rs.pending > 0 and not result.cancelled:
             raise ckpt.CheckpointUnusable(f"its log holds {rs.pending} events after the last one recomputed")
         job.summary, job.metrics = result.summary, result.metrics
-        if result.cancelled:
+        if result.cancelled and self._closed and not job.cancel_requested:
+            self._suspend(job, pub)
+        elif result.cancelled:
             self._end(job, pub, CANCELLED, self._cancelled(job, job.error_message or "cancelled"))
         else:
             done = pb.BacktestCompleted(backtest_id=bid,
@@ -581,18 +594,36 @@ class JobManager(RecoveryMixin):
             job.terminal_id = terminal if terminal is not None else pub.log.last_id
             self._notify(bid)
 
+    def _suspend(self, job: Job, pub: Publisher) -> None:
+        """The engine is stopping: the run stays running in the index, with what it published
+        durable, and the next engine continues it (as after a crash, without the lost tail)."""
+        bid = job.backtest_id
+        try:
+            while job.writes:
+                try:
+                    job.writes.popleft().result()
+                except BaseException:  # noqa: BLE001 - its day is not published; it is written again
+                    pass
+            self.store.sync_days(bid, [d for d in job.unsynced if d in set(job.published)])
+            job.unsynced.clear()
+            if self.settings.fsync:
+                pub.log.sync()
+            self.store.update(bid, completed_days=job.completed_days, current_date=job.current_date or None,
+                              last_event_id=pub.log.last_id)
+            log.info("backtest %s stops with the engine at day %d; the next engine continues it",
+                     bid, job.completed_days)
+        except (LogClosed, NotFound):
+            pass
+
     # --- lifecycle -----------------------------------------------------------------------
     def shutdown(self, wait: bool = True) -> None:
+        """Stop: running runs stop at a day boundary and stay running in the index, queued
+        runs stay queued; the next engine on this store continues and starts them."""
         with self._lock:
             self._closed = True
-            queued = list(self._queue)
             self._queue.clear()
             for bid in list(self._jobs):
                 self._jobs[bid].cancel.set()
-        for bid in queued:
-            job = self.job(bid)
-            if job is not None and job.status == QUEUED:
-                self._end_unstarted(job, CANCELLED, self._cancelled(job, "the engine is shutting down"))
         self._pool.shutdown(wait=wait)
         self._writers.shutdown(wait=wait)
         self._unhook()

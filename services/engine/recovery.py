@@ -77,6 +77,10 @@ class RecoveryMixin:
         if scan.terminal is not None:  # it ended; the index never heard of it
             self._end_from_log(job, scan, event_log)
             return False
+        reason = self.store.read_cancel_request(bid)
+        if reason is not None:  # cancelled by a caller just before the engine stopped
+            self._end_unstarted(job, CANCELLED, self._cancelled(job, reason))
+            return False
         try:
             if problem is not None:
                 raise problem

@@ -547,3 +547,81 @@ def test_split_stamp_and_body_kind_read_logged_events():
     assert ev.body_kind(body) == "day_started" and ev.body_kind(b"") == ""
     bare = pb.BacktestEvent(event_id=1, backtest_started=pb.BacktestStarted()).SerializeToString()
     assert ev.split_stamp(bare)[0] == 1 and ev.body_kind(ev.split_stamp(bare)[1]) == "backtest_started"
+
+
+async def test_a_graceful_stop_leaves_runs_to_the_next_engine(settings):
+    """Stopping the engine (SIGTERM) stops a running run at a day boundary and keeps a queued
+    one queued; the next engine continues and starts them, ids contiguous, results equal."""
+    from dataclasses import replace
+
+    one = replace(settings, max_concurrent=1)
+    days = ("2023-01-01", "2024-12-31")
+    ref_bid, ref_events, ref_files, ref_bt, _ = await _finished_run(one, days=days, name="sma_cross.json")
+    async with serving(one) as (eng, stub):
+        running = (await stub.StartBacktest(start_request(days=days, name="sma_cross.json"))).backtest_id
+        queued = (await stub.StartBacktest(start_request(days=days, name="sma_cross.json"))).backtest_id
+        seen = []
+        async for e in stub.StreamBacktest(pb.StreamBacktestRequest(backtest_id=running)):
+            seen.append(e)
+            if len(seen) >= 300:
+                break
+    from storage import LocalStore
+
+    with LocalStore(one.store_root) as store:
+        assert store.get(running).status == "running" and store.get(queued).status == "queued"
+        stopped_at = store.event_log(running).last_id
+    assert 300 <= stopped_at < ref_bt.last_event_id
+    async with serving(one) as (eng, stub):
+        for bid in (running, queued):
+            events = await _check_agreement(stub, eng.store, bid)
+            assert kinds(events)[-1] == "backtest_completed"
+            assert [e.event_id for e in events[:300]] == [e.event_id for e in seen]
+            assert comparable([strip(e) for e in events]) == comparable([strip(e) for e in ref_events])
+            bt = await stub.GetBacktest(pb.GetBacktestRequest(backtest_id=bid))
+            assert summary_view(bt) == summary_view(ref_bt)
+            assert day_files(eng.store.backtest_dir(bid)) == ref_files
+
+
+def strip(event: pb.BacktestEvent) -> bytes:
+    """An event's body: without its id, backtest id and time."""
+    e = pb.BacktestEvent()
+    e.CopyFrom(event)
+    e.ClearField("event_id")
+    e.ClearField("backtest_id")
+    e.ClearField("emitted_at")
+    return e.SerializeToString(deterministic=True)
+
+
+async def test_a_cancel_just_before_a_crash_is_not_lost(settings):
+    """A cancel acknowledged to the caller is on disk: an engine that dies before the run stops
+    leaves it to the next engine, which ends it as cancelled rather than continuing it."""
+    from storage import LocalStore
+
+    async with serving(settings) as (eng, stub):
+        bid = (await stub.StartBacktest(start_request(days=("2016-01-01", "2025-12-31"),
+                                                      name="sma_cross.json"))).backtest_id
+        async for _ in stub.StreamBacktest(pb.StreamBacktestRequest(backtest_id=bid)):
+            break
+        # As if the engine died right after acknowledging the cancel: the request is recorded,
+        # the run never got to stop.
+        eng.store.write_cancel_request(bid, "cancelled by request")
+    with LocalStore(settings.store_root) as store:
+        assert store.get(bid).status == "running"  # (the graceful stop left it running)
+        assert store.read_cancel_request(bid) == "cancelled by request"
+    async with serving(settings) as (eng, stub):
+        events = await _check_agreement(stub, eng.store, bid)
+        assert kinds(events)[-1] == "backtest_cancelled"
+        assert events[-1].backtest_cancelled.reason == "cancelled by request"
+        bt = await stub.GetBacktest(pb.GetBacktestRequest(backtest_id=bid))
+        assert bt.status == pb.BACKTEST_STATUS_CANCELLED
+
+
+async def test_cancel_records_the_request_durably(settings):
+    async with serving(settings) as (eng, stub):
+        bid = (await stub.StartBacktest(start_request(days=("2016-01-01", "2025-12-31"),
+                                                      name="sma_cross.json"))).backtest_id
+        async for _ in stub.StreamBacktest(pb.StreamBacktestRequest(backtest_id=bid)):
+            break
+        got = await stub.CancelBacktest(pb.CancelBacktestRequest(backtest_id=bid))
+        assert got.status == pb.BACKTEST_STATUS_CANCELLED
+        assert eng.store.read_cancel_request(bid) == "cancelled by request"
