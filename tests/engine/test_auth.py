@@ -17,13 +17,9 @@ from grpc_status import rpc_status
 from hindsight.v1 import backtest_service_pb2 as pb
 
 from services.engine.auth import UserStore
-from tests.engine.conftest import collect, start_request
+from tests.engine.conftest import start_request
 
 SHORT = ("2024-01-01", "2024-01-03")
-
-
-def status_of(err: grpc.aio.AioRpcError):
-    return rpc_status.from_call(err) if hasattr(err, "trailing_metadata") else None
 
 
 async def failure(coro) -> grpc.aio.AioRpcError:
