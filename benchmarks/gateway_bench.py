@@ -6,6 +6,7 @@ The engine and the gateway run as separate processes (as deployed); the clients 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,22 +44,31 @@ def _wait_http(url: str, timeout: float = 120.0) -> None:
     raise RuntimeError(f"{url} did not become ready")
 
 
-def run(data_dir: Path) -> dict:
+@contextlib.contextmanager
+def served(data_dir: Path, prefix: str, **env: str) -> Iterator[tuple[int, int, list[subprocess.Popen]]]:
+    """`hindsight engine` and `hindsight gateway` as separate processes on free ports, with a
+    store of their own under bench-out/ and these extra HINDSIGHT_* settings; yields (HTTP port,
+    gRPC port, [engine, gateway]) once the gateway is ready, and stops both after."""
     grpc_port, http_port = _free_port(), _free_port()
     (REPO / "bench-out").mkdir(exist_ok=True)
-    store = Path(tempfile.mkdtemp(prefix="gw-store-", dir=REPO / "bench-out"))
-    env = {**os.environ, "HINDSIGHT_GRPC_ADDR": f"127.0.0.1:{grpc_port}", "HINDSIGHT_DATA_DIR": str(data_dir),
-           "HINDSIGHT_STORE_DIR": str(store), "HINDSIGHT_HTTP_ADDR": f"127.0.0.1:{http_port}",
-           "HINDSIGHT_ENGINE_ADDR": f"127.0.0.1:{grpc_port}", "HINDSIGHT_LOG_LEVEL": "warning",
-           "HINDSIGHT_MAX_QUEUED": "512"}
-    procs = [subprocess.Popen([sys.executable, "-m", "services.cli", name], cwd=REPO, env=env,
+    store = Path(tempfile.mkdtemp(prefix=f"{prefix}-store-", dir=REPO / "bench-out"))
+    full = {**os.environ, "HINDSIGHT_GRPC_ADDR": f"127.0.0.1:{grpc_port}", "HINDSIGHT_DATA_DIR": str(data_dir),
+            "HINDSIGHT_STORE_DIR": str(store), "HINDSIGHT_HTTP_ADDR": f"127.0.0.1:{http_port}",
+            "HINDSIGHT_ENGINE_ADDR": f"127.0.0.1:{grpc_port}", "HINDSIGHT_LOG_LEVEL": "warning",
+            **{f"HINDSIGHT_{k}": v for k, v in env.items()}}
+    procs = [subprocess.Popen([sys.executable, "-m", "services.cli", name], cwd=REPO, env=full,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name in ("engine", "gateway")]
     try:
         _wait_http(f"http://127.0.0.1:{http_port}/readyz")
-        return asyncio.run(_measure(f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}"))
+        yield http_port, grpc_port, procs
     finally:
         _stop(procs)
         shutil.rmtree(store, ignore_errors=True)
+
+
+def run(data_dir: Path) -> dict:
+    with served(data_dir, "gw", MAX_QUEUED="512") as (http_port, grpc_port, _):
+        return asyncio.run(_measure(f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}"))
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:

@@ -26,18 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import socket
 import statistics
 import struct
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.gateway_bench import _free_port, _stop, _wait_http, keepalive_request
+from benchmarks.gateway_bench import keepalive_request, served
 
 REPO = Path(__file__).resolve().parent.parent
 STRATEGIES = REPO / "examples" / "strategies"
@@ -52,25 +47,12 @@ _TCP_ESTABLISHED = 1
 
 
 def run(data_dir: Path) -> dict:
-    grpc_port, http_port = _free_port(), _free_port()
-    (REPO / "bench-out").mkdir(exist_ok=True)
-    store = Path(tempfile.mkdtemp(prefix="load-store-", dir=REPO / "bench-out"))
-    env = {**os.environ, "HINDSIGHT_GRPC_ADDR": f"127.0.0.1:{grpc_port}", "HINDSIGHT_DATA_DIR": str(data_dir),
-           "HINDSIGHT_STORE_DIR": str(store), "HINDSIGHT_HTTP_ADDR": f"127.0.0.1:{http_port}",
-           "HINDSIGHT_ENGINE_ADDR": f"127.0.0.1:{grpc_port}", "HINDSIGHT_LOG_LEVEL": "warning",
-           "HINDSIGHT_MAX_CONNECTIONS_PER_CLIENT": "1024", "HINDSIGHT_HEADER_TIMEOUT_S": "120",
-           "HINDSIGHT_SLOW_READER_TIMEOUT_S": str(SLOW_READER_TIMEOUT_S),
-           # 2 runs computing and 50 queued, from one (local) user.
-           "HINDSIGHT_MAX_CONCURRENT": "2", "HINDSIGHT_MAX_RUNNING_PER_CALLER": "2", "HINDSIGHT_MAX_QUEUED": "64",
-           "HINDSIGHT_MAX_QUEUED_PER_USER": "64", "HINDSIGHT_STARTS_PER_MINUTE": "0"}
-    procs = [subprocess.Popen([sys.executable, "-m", "services.cli", name], cwd=REPO, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name in ("engine", "gateway")]
-    try:
-        _wait_http(f"http://127.0.0.1:{http_port}/readyz")
+    with served(data_dir, "load", MAX_CONNECTIONS_PER_CLIENT="1024", HEADER_TIMEOUT_S="120",
+                SLOW_READER_TIMEOUT_S=str(SLOW_READER_TIMEOUT_S),
+                # 2 runs computing and 50 queued, from one (local) user.
+                MAX_CONCURRENT="2", MAX_RUNNING_PER_CALLER="2", MAX_QUEUED="64", MAX_QUEUED_PER_USER="64",
+                STARTS_PER_MINUTE="0") as (http_port, grpc_port, procs):
         return asyncio.run(_measure("127.0.0.1", http_port, procs[1].pid, f"127.0.0.1:{grpc_port}"))
-    finally:
-        _stop(procs)
-        shutil.rmtree(store, ignore_errors=True)
 
 
 def _rss_mib(pid: int) -> float:
