@@ -37,6 +37,7 @@ def valid_timeframe(text: str) -> bool:
 _ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 _TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 DEFAULT_CAPITAL = 100_000.0
+MAX_WARMUP_BARS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,7 @@ class ExecutionPlan:
     slippage_pct: float = 0.0
     initial_capital: float = DEFAULT_CAPITAL
     timeframe: str = ""
+    warmup_bars: int = 0     # history asked for beyond what the indicators need (see _warmup)
 
 
 @dataclass(frozen=True)
@@ -279,8 +281,12 @@ class _Validator:
             self.err("execution.initial_capital", f"{ex.initial_capital} is not a positive, finite amount")
         if ex.timeframe and not valid_timeframe(ex.timeframe):
             self.err("execution.timeframe", f"unknown timeframe '{ex.timeframe}': use e.g. 1m, 5m, 15m, 1h, 1d")
+        if not 0 <= ex.warmup_bars <= MAX_WARMUP_BARS:
+            self.err("execution.warmup_bars", f"{ex.warmup_bars} bars of warm-up: use 0 (what the indicators need) "
+                     f"up to {MAX_WARMUP_BARS:,}")
         return ExecutionPlan(fill == "close", ex.commission_pct, ex.slippage_pct,
-                             ex.initial_capital or DEFAULT_CAPITAL, ex.timeframe)
+                             ex.initial_capital or DEFAULT_CAPITAL, ex.timeframe,
+                             max(0, min(ex.warmup_bars, MAX_WARMUP_BARS)))
 
     # indicators
     def indicators(self) -> tuple[IndicatorPlan, ...]:
@@ -738,7 +744,7 @@ def compile_strategy(strategy: strategy_pb2.Strategy) -> StrategyPlan:
     if v.problems:
         raise SpecError(v.problems)
     return StrategyPlan(strategy.name or "strategy", session, indicators, entries, exits, execution,
-                        _warmup(indicators, entries, exits), strategy, options, limits)
+                        max(_warmup(indicators, entries, exits), execution.warmup_bars), strategy, options, limits)
 
 
 def parse_strategy_json(text: str) -> strategy_pb2.Strategy:

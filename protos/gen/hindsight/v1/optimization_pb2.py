@@ -22,10 +22,16 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from hindsight.v1 import results_pb2 as hindsight_dot_v1_dot_results__pb2
+from hindsight.v1 import strategy_pb2 as hindsight_dot_v1_dot_strategy__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fhindsight/v1/optimization.proto\x12\x0chindsight.v1\x1a\x1cgoogle/protobuf/struct.proto\"u\n\x0eParameterSpace\x12+\n\nparameters\x18\x01 \x03(\x0b\x32\x17.hindsight.v1.Parameter\x12\x36\n\x0b\x63onstraints\x18\x02 \x03(\x0b\x32!.hindsight.v1.ParameterConstraint\"\xb9\x01\n\tParameter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12+\n\tint_range\x18\x03 \x01(\x0b\x32\x16.hindsight.v1.IntRangeH\x00\x12/\n\x0b\x66loat_range\x18\x04 \x01(\x0b\x32\x18.hindsight.v1.FloatRangeH\x00\x12(\n\x07\x63hoices\x18\x05 \x01(\x0b\x32\x15.hindsight.v1.ChoicesH\x00\x42\x08\n\x06\x64omain\"@\n\x08IntRange\x12\x0b\n\x03low\x18\x01 \x01(\x03\x12\x0c\n\x04high\x18\x02 \x01(\x03\x12\x0c\n\x04step\x18\x03 \x01(\x03\x12\x0b\n\x03log\x18\x04 \x01(\x08\"B\n\nFloatRange\x12\x0b\n\x03low\x18\x01 \x01(\x01\x12\x0c\n\x04high\x18\x02 \x01(\x01\x12\x0c\n\x04step\x18\x03 \x01(\x01\x12\x0b\n\x03log\x18\x04 \x01(\x08\"1\n\x07\x43hoices\x12&\n\x06values\x18\x01 \x03(\x0b\x32\x16.google.protobuf.Value\";\n\x13ParameterConstraint\x12\x0b\n\x03lhs\x18\x01 \x01(\t\x12\n\n\x02op\x18\x02 \x01(\t\x12\x0b\n\x03rhs\x18\x03 \x01(\tBT\n\x10\x64\x65v.hindsight.v1P\x01Z>github.com/hindsight/hindsight/gen/go/hindsight/v1;hindsightv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fhindsight/v1/optimization.proto\x12\x0chindsight.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ahindsight/v1/results.proto\x1a\x1bhindsight/v1/strategy.proto\"u\n\x0eParameterSpace\x12+\n\nparameters\x18\x01 \x03(\x0b\x32\x17.hindsight.v1.Parameter\x12\x36\n\x0b\x63onstraints\x18\x02 \x03(\x0b\x32!.hindsight.v1.ParameterConstraint\"\xb9\x01\n\tParameter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12+\n\tint_range\x18\x03 \x01(\x0b\x32\x16.hindsight.v1.IntRangeH\x00\x12/\n\x0b\x66loat_range\x18\x04 \x01(\x0b\x32\x18.hindsight.v1.FloatRangeH\x00\x12(\n\x07\x63hoices\x18\x05 \x01(\x0b\x32\x15.hindsight.v1.ChoicesH\x00\x42\x08\n\x06\x64omain\"@\n\x08IntRange\x12\x0b\n\x03low\x18\x01 \x01(\x03\x12\x0c\n\x04high\x18\x02 \x01(\x03\x12\x0c\n\x04step\x18\x03 \x01(\x03\x12\x0b\n\x03log\x18\x04 \x01(\x08\"B\n\nFloatRange\x12\x0b\n\x03low\x18\x01 \x01(\x01\x12\x0c\n\x04high\x18\x02 \x01(\x01\x12\x0c\n\x04step\x18\x03 \x01(\x01\x12\x0b\n\x03log\x18\x04 \x01(\x08\"1\n\x07\x43hoices\x12&\n\x06values\x18\x01 \x03(\x0b\x32\x16.google.protobuf.Value\";\n\x13ParameterConstraint\x12\x0b\n\x03lhs\x18\x01 \x01(\t\x12\n\n\x02op\x18\x02 \x01(\t\x12\x0b\n\x03rhs\x18\x03 \x01(\t\"4\n\tObjective\x12\x14\n\x06metric\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tdirection\x18\x02 \x01(\t\"X\n\x0cMetricFilter\x12\x14\n\x06metric\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x03min\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x03max\x18\x03 \x01(\x01H\x01\x88\x01\x01\x42\x06\n\x04_minB\x06\n\x04_max\"e\n\x0bWalkForward\x12\x18\n\ntrain_days\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x02\x12\x17\n\ttest_days\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x02\x12\x11\n\tstep_days\x18\x03 \x01(\x05\x12\x10\n\x08\x61nchored\x18\x04 \x01(\x08\"\x8a\x04\n\x12OptimizationConfig\x12.\n\x08strategy\x18\x01 \x01(\x0b\x32\x16.hindsight.v1.StrategyB\x04\xe2\x41\x01\x02\x12\x31\n\x05space\x18\x02 \x01(\x0b\x32\x1c.hindsight.v1.ParameterSpaceB\x04\xe2\x41\x01\x02\x12\x14\n\x06method\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12+\n\nobjectives\x18\x04 \x03(\x0b\x32\x17.hindsight.v1.Objective\x12+\n\x07\x66ilters\x18\x05 \x03(\x0b\x32\x1a.hindsight.v1.MetricFilter\x12\x12\n\nmax_trials\x18\x06 \x01(\x05\x12\x0c\n\x04seed\x18\x07 \x01(\x03\x12\x17\n\x0fpopulation_size\x18\x08 \x01(\x05\x12\x10\n\x08grid_cap\x18\t \x01(\x03\x12\r\n\x05top_k\x18\n \x01(\x05\x12\x14\n\x06symbol\x18\x0b \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nstart_date\x18\x0c \x01(\t\x12\x10\n\x08\x65nd_date\x18\r \x01(\t\x12\x11\n\ttimeframe\x18\x0e \x01(\t\x12\x17\n\x0finitial_capital\x18\x0f \x01(\x01\x12\x16\n\x0e\x63ommission_pct\x18\x10 \x01(\x01\x12\x14\n\x0cslippage_pct\x18\x11 \x01(\x01\x12/\n\x0cwalk_forward\x18\x12 \x01(\x0b\x32\x19.hindsight.v1.WalkForward\"{\n\x18StartOptimizationRequest\x12\x36\n\x06\x63onfig\x18\x01 \x01(\x0b\x32 .hindsight.v1.OptimizationConfigB\x04\xe2\x41\x01\x02\x12\x13\n\x0bstrategy_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\x90\x01\n\x19StartOptimizationResponse\x12\x17\n\x0foptimization_id\x18\x01 \x01(\t\x12\x30\n\x06status\x18\x02 \x01(\x0e\x32 .hindsight.v1.OptimizationStatus\x12\x14\n\x0ctotal_trials\x18\x03 \x01(\x03\x12\x12\n\nstream_url\x18\x04 \x01(\t\"R\n\x19StreamOptimizationRequest\x12\x1d\n\x0foptimization_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x0e\x61\x66ter_event_id\x18\x02 \x01(\x04\"m\n StreamOptimizationBatchesRequest\x12\x1d\n\x0foptimization_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x0e\x61\x66ter_event_id\x18\x02 \x01(\x04\x12\x12\n\nmax_events\x18\x03 \x01(\r\"I\n\x16OptimizationEventBatch\x12/\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1f.hindsight.v1.OptimizationEvent\"\xc6\x01\n\x14OptimizationProgress\x12\x18\n\x10\x63ompleted_trials\x18\x01 \x01(\x03\x12\x14\n\x0ctotal_trials\x18\x02 \x01(\x03\x12\x12\n\npercentage\x18\x03 \x01(\x01\x12\x19\n\x11\x63ompleted_windows\x18\x04 \x01(\x05\x12\x15\n\rtotal_windows\x18\x05 \x01(\x05\x12\x38\n\x14\x65stimated_completion\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa8\x01\n\x05Trial\x12\x0e\n\x06number\x18\x01 \x01(\x03\x12+\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x18\n\x10objective_values\x18\x03 \x03(\x01\x12\x10\n\x08\x66\x65\x61sible\x18\x04 \x01(\x08\x12&\n\x07metrics\x18\x05 \x01(\x0b\x32\x15.hindsight.v1.Metrics\x12\x0e\n\x06window\x18\x06 \x01(\x05\"\xbe\x01\n\x11OverfittingReport\x12\x17\n\x0f\x64\x65\x66lated_sharpe\x18\x01 \x01(\x01\x12\x1b\n\x13\x65xpected_max_sharpe\x18\x02 \x01(\x01\x12\x15\n\rwinner_sharpe\x18\x03 \x01(\x01\x12\x0e\n\x06trials\x18\x04 \x01(\x03\x12\x0b\n\x03pbo\x18\x05 \x01(\x01\x12\x13\n\x0b\x63scv_splits\x18\x06 \x01(\x05\x12\x19\n\x11\x63scv_combinations\x18\x07 \x01(\x03\x12\x0f\n\x07reading\x18\x08 \x01(\t\"\xab\x02\n\x11WalkForwardWindow\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x13\n\x0btrain_start\x18\x02 \x01(\t\x12\x11\n\ttrain_end\x18\x03 \x01(\t\x12\x12\n\ntest_start\x18\x04 \x01(\t\x12\x10\n\x08test_end\x18\x05 \x01(\t\x12+\n\nparameters\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12(\n\tin_sample\x18\x07 \x01(\x0b\x32\x15.hindsight.v1.Metrics\x12,\n\rout_of_sample\x18\x08 \x01(\x0b\x32\x15.hindsight.v1.Metrics\x12\x34\n\x0boverfitting\x18\t \x01(\x0b\x32\x1f.hindsight.v1.OverfittingReport\"\xa6\x01\n\x11WalkForwardReport\x12\x30\n\x07windows\x18\x01 \x03(\x0b\x32\x1f.hindsight.v1.WalkForwardWindow\x12\r\n\x05\x64\x61tes\x18\x02 \x03(\t\x12\x0e\n\x06\x65quity\x18\x03 \x03(\x01\x12,\n\rout_of_sample\x18\x04 \x01(\x0b\x32\x15.hindsight.v1.Metrics\x12\x12\n\nefficiency\x18\x05 \x01(\x01\"\xfd\x01\n\x12OptimizationResult\x12 \n\x03top\x18\x01 \x03(\x0b\x32\x13.hindsight.v1.Trial\x12)\n\x0cpareto_front\x18\x02 \x03(\x0b\x32\x13.hindsight.v1.Trial\x12\x34\n\x0boverfitting\x18\x03 \x01(\x0b\x32\x1f.hindsight.v1.OverfittingReport\x12\x35\n\x0cwalk_forward\x18\x04 \x01(\x0b\x32\x1f.hindsight.v1.WalkForwardReport\x12-\n\rbest_strategy\x18\x05 \x01(\x0b\x32\x16.hindsight.v1.Strategy\"\xd0\x04\n\x0cOptimization\x12\x17\n\x0foptimization_id\x18\x01 \x01(\t\x12\x13\n\x0bstrategy_id\x18\x02 \x01(\t\x12\x30\n\x06status\x18\x03 \x01(\x0e\x32 .hindsight.v1.OptimizationStatus\x12\x30\n\x06\x63onfig\x18\x04 \x01(\x0b\x32 .hindsight.v1.OptimizationConfig\x12\x34\n\x08progress\x18\x05 \x01(\x0b\x32\".hindsight.v1.OptimizationProgress\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x03top\x18\n \x03(\x0b\x32\x13.hindsight.v1.Trial\x12\x30\n\x06result\x18\x0b \x01(\x0b\x32 .hindsight.v1.OptimizationResult\x12\x12\n\nerror_code\x18\x0c \x01(\t\x12\x15\n\rerror_message\x18\r \x01(\t\x12\x12\n\nstream_url\x18\x0e \x01(\t\x12\x15\n\rlast_event_id\x18\x0f \x01(\x04\x12\r\n\x05owner\x18\x10 \x01(\t\"7\n\x16GetOptimizationRequest\x12\x1d\n\x0foptimization_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x9b\x01\n\x18ListOptimizationsRequest\x12\x13\n\x0bstrategy_id\x18\x01 \x01(\t\x12\x30\n\x06status\x18\x02 \x01(\x0e\x32 .hindsight.v1.OptimizationStatus\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\x11\n\tall_users\x18\x05 \x01(\x08\"g\n\x19ListOptimizationsResponse\x12\x31\n\roptimizations\x18\x01 \x03(\x0b\x32\x1a.hindsight.v1.Optimization\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\":\n\x19\x43\x61ncelOptimizationRequest\x12\x1d\n\x0foptimization_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\":\n\x19\x44\x65leteOptimizationRequest\x12\x1d\n\x0foptimization_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"5\n\x1a\x44\x65leteOptimizationResponse\x12\x17\n\x0foptimization_id\x18\x01 \x01(\t\"<\n\x1b\x44ownloadOptimizationRequest\x12\x1d\n\x0foptimization_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xb0\x04\n\x11OptimizationEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x04\x12\x17\n\x0foptimization_id\x18\x02 \x01(\t\x12.\n\nemitted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x41\n\x14optimization_started\x18\n \x01(\x0b\x32!.hindsight.v1.OptimizationStartedH\x00\x12\x37\n\x0ftrial_completed\x18\x0b \x01(\x0b\x32\x1c.hindsight.v1.TrialCompletedH\x00\x12\x31\n\x0c\x62\x65st_updated\x18\x0c \x01(\x0b\x32\x19.hindsight.v1.BestUpdatedH\x00\x12\x39\n\x10window_completed\x18\r \x01(\x0b\x32\x1d.hindsight.v1.WindowCompletedH\x00\x12\x45\n\x16optimization_completed\x18\x0e \x01(\x0b\x32#.hindsight.v1.OptimizationCompletedH\x00\x12?\n\x13optimization_failed\x18\x0f \x01(\x0b\x32 .hindsight.v1.OptimizationFailedH\x00\x12\x45\n\x16optimization_cancelled\x18\x10 \x01(\x0b\x32#.hindsight.v1.OptimizationCancelledH\x00\x42\x07\n\x05\x65vent\"\xc3\x01\n\x13OptimizationStarted\x12\x30\n\x06\x63onfig\x18\x01 \x01(\x0b\x32 .hindsight.v1.OptimizationConfig\x12\x14\n\x0ctotal_trials\x18\x02 \x01(\x03\x12\x12\n\nparameters\x18\x03 \x03(\t\x12\x12\n\nobjectives\x18\x04 \x03(\t\x12\x12\n\nfirst_date\x18\x05 \x01(\t\x12\x11\n\tlast_date\x18\x06 \x01(\t\x12\x15\n\rtotal_windows\x18\x07 \x01(\x05\"j\n\x0eTrialCompleted\x12\"\n\x05trial\x18\x01 \x01(\x0b\x32\x13.hindsight.v1.Trial\x12\x34\n\x08progress\x18\x02 \x01(\x0b\x32\".hindsight.v1.OptimizationProgress\"0\n\x0b\x42\x65stUpdated\x12!\n\x04\x62\x65st\x18\x01 \x03(\x0b\x32\x13.hindsight.v1.Trial\"x\n\x0fWindowCompleted\x12/\n\x06window\x18\x01 \x01(\x0b\x32\x1f.hindsight.v1.WalkForwardWindow\x12\x34\n\x08progress\x18\x02 \x01(\x0b\x32\".hindsight.v1.OptimizationProgress\"\x7f\n\x15OptimizationCompleted\x12\x30\n\x06result\x18\x01 \x01(\x0b\x32 .hindsight.v1.OptimizationResult\x12\x34\n\x08progress\x18\x02 \x01(\x0b\x32\".hindsight.v1.OptimizationProgress\"?\n\x12OptimizationFailed\x12\x12\n\nerror_code\x18\x01 \x01(\t\x12\x15\n\rerror_message\x18\x02 \x01(\t\"]\n\x15OptimizationCancelled\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x34\n\x08progress\x18\x02 \x01(\x0b\x32\".hindsight.v1.OptimizationProgress*\xe0\x01\n\x12OptimizationStatus\x12#\n\x1fOPTIMIZATION_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1aOPTIMIZATION_STATUS_QUEUED\x10\x01\x12\x1f\n\x1bOPTIMIZATION_STATUS_RUNNING\x10\x02\x12!\n\x1dOPTIMIZATION_STATUS_COMPLETED\x10\x03\x12\x1e\n\x1aOPTIMIZATION_STATUS_FAILED\x10\x04\x12!\n\x1dOPTIMIZATION_STATUS_CANCELLED\x10\x05\x32\xc7\t\n\x13OptimizationService\x12\x86\x01\n\x11StartOptimization\x12&.hindsight.v1.StartOptimizationRequest\x1a\'.hindsight.v1.StartOptimizationResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x15/api/v1/optimizations:\x01*\x12\x98\x01\n\x12StreamOptimization\x12\'.hindsight.v1.StreamOptimizationRequest\x1a\x1f.hindsight.v1.OptimizationEvent\"6\x82\xd3\xe4\x93\x02\x30\x12./api/v1/optimizations/{optimization_id}/stream0\x01\x12\xb3\x01\n\x19StreamOptimizationBatches\x12..hindsight.v1.StreamOptimizationBatchesRequest\x1a$.hindsight.v1.OptimizationEventBatch\">\x82\xd3\xe4\x93\x02\x38\x12\x36/api/v1/optimizations/{optimization_id}/stream:batches0\x01\x12\x84\x01\n\x0fGetOptimization\x12$.hindsight.v1.GetOptimizationRequest\x1a\x1a.hindsight.v1.Optimization\"/\x82\xd3\xe4\x93\x02)\x12\'/api/v1/optimizations/{optimization_id}\x12\x83\x01\n\x11ListOptimizations\x12&.hindsight.v1.ListOptimizationsRequest\x1a\'.hindsight.v1.ListOptimizationsResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/api/v1/optimizations\x12\x94\x01\n\x12\x43\x61ncelOptimization\x12\'.hindsight.v1.CancelOptimizationRequest\x1a\x1a.hindsight.v1.Optimization\"9\x82\xd3\xe4\x93\x02\x33\"./api/v1/optimizations/{optimization_id}:cancel:\x01*\x12\x98\x01\n\x12\x44\x65leteOptimization\x12\'.hindsight.v1.DeleteOptimizationRequest\x1a(.hindsight.v1.DeleteOptimizationResponse\"/\x82\xd3\xe4\x93\x02)*\'/api/v1/optimizations/{optimization_id}\x12\x96\x01\n\x14\x44ownloadOptimization\x12).hindsight.v1.DownloadOptimizationRequest\x1a\x14.google.api.HttpBody\";\x82\xd3\xe4\x93\x02\x35\x12\x33/api/v1/optimizations/{optimization_id}/archive.zip0\x01\x42T\n\x10\x64\x65v.hindsight.v1P\x01Z>github.com/hindsight/hindsight/gen/go/hindsight/v1;hindsightv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,16 +39,128 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hindsight.v1.optimization_p
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\020dev.hindsight.v1P\001Z>github.com/hindsight/hindsight/gen/go/hindsight/v1;hindsightv1'
-  _globals['_PARAMETERSPACE']._serialized_start=79
-  _globals['_PARAMETERSPACE']._serialized_end=196
-  _globals['_PARAMETER']._serialized_start=199
-  _globals['_PARAMETER']._serialized_end=384
-  _globals['_INTRANGE']._serialized_start=386
-  _globals['_INTRANGE']._serialized_end=450
-  _globals['_FLOATRANGE']._serialized_start=452
-  _globals['_FLOATRANGE']._serialized_end=518
-  _globals['_CHOICES']._serialized_start=520
-  _globals['_CHOICES']._serialized_end=569
-  _globals['_PARAMETERCONSTRAINT']._serialized_start=571
-  _globals['_PARAMETERCONSTRAINT']._serialized_end=630
+  _globals['_OBJECTIVE'].fields_by_name['metric']._loaded_options = None
+  _globals['_OBJECTIVE'].fields_by_name['metric']._serialized_options = b'\342A\001\002'
+  _globals['_METRICFILTER'].fields_by_name['metric']._loaded_options = None
+  _globals['_METRICFILTER'].fields_by_name['metric']._serialized_options = b'\342A\001\002'
+  _globals['_WALKFORWARD'].fields_by_name['train_days']._loaded_options = None
+  _globals['_WALKFORWARD'].fields_by_name['train_days']._serialized_options = b'\342A\001\002'
+  _globals['_WALKFORWARD'].fields_by_name['test_days']._loaded_options = None
+  _globals['_WALKFORWARD'].fields_by_name['test_days']._serialized_options = b'\342A\001\002'
+  _globals['_OPTIMIZATIONCONFIG'].fields_by_name['strategy']._loaded_options = None
+  _globals['_OPTIMIZATIONCONFIG'].fields_by_name['strategy']._serialized_options = b'\342A\001\002'
+  _globals['_OPTIMIZATIONCONFIG'].fields_by_name['space']._loaded_options = None
+  _globals['_OPTIMIZATIONCONFIG'].fields_by_name['space']._serialized_options = b'\342A\001\002'
+  _globals['_OPTIMIZATIONCONFIG'].fields_by_name['method']._loaded_options = None
+  _globals['_OPTIMIZATIONCONFIG'].fields_by_name['method']._serialized_options = b'\342A\001\002'
+  _globals['_OPTIMIZATIONCONFIG'].fields_by_name['symbol']._loaded_options = None
+  _globals['_OPTIMIZATIONCONFIG'].fields_by_name['symbol']._serialized_options = b'\342A\001\002'
+  _globals['_STARTOPTIMIZATIONREQUEST'].fields_by_name['config']._loaded_options = None
+  _globals['_STARTOPTIMIZATIONREQUEST'].fields_by_name['config']._serialized_options = b'\342A\001\002'
+  _globals['_STREAMOPTIMIZATIONREQUEST'].fields_by_name['optimization_id']._loaded_options = None
+  _globals['_STREAMOPTIMIZATIONREQUEST'].fields_by_name['optimization_id']._serialized_options = b'\342A\001\002'
+  _globals['_STREAMOPTIMIZATIONBATCHESREQUEST'].fields_by_name['optimization_id']._loaded_options = None
+  _globals['_STREAMOPTIMIZATIONBATCHESREQUEST'].fields_by_name['optimization_id']._serialized_options = b'\342A\001\002'
+  _globals['_GETOPTIMIZATIONREQUEST'].fields_by_name['optimization_id']._loaded_options = None
+  _globals['_GETOPTIMIZATIONREQUEST'].fields_by_name['optimization_id']._serialized_options = b'\342A\001\002'
+  _globals['_CANCELOPTIMIZATIONREQUEST'].fields_by_name['optimization_id']._loaded_options = None
+  _globals['_CANCELOPTIMIZATIONREQUEST'].fields_by_name['optimization_id']._serialized_options = b'\342A\001\002'
+  _globals['_DELETEOPTIMIZATIONREQUEST'].fields_by_name['optimization_id']._loaded_options = None
+  _globals['_DELETEOPTIMIZATIONREQUEST'].fields_by_name['optimization_id']._serialized_options = b'\342A\001\002'
+  _globals['_DOWNLOADOPTIMIZATIONREQUEST'].fields_by_name['optimization_id']._loaded_options = None
+  _globals['_DOWNLOADOPTIMIZATIONREQUEST'].fields_by_name['optimization_id']._serialized_options = b'\342A\001\002'
+  _globals['_OPTIMIZATIONSERVICE'].methods_by_name['StartOptimization']._loaded_options = None
+  _globals['_OPTIMIZATIONSERVICE'].methods_by_name['StartOptimization']._serialized_options = b'\202\323\344\223\002\032\"\025/api/v1/optimizations:\001*'
+  _globals['_OPTIMIZATIONSERVICE'].methods_by_name['StreamOptimization']._loaded_options = None
+  _globals['_OPTIMIZATIONSERVICE'].methods_by_name['StreamOptimization']._serialized_options = b'\202\323\344\223\0020\022./api/v1/optimizations/{optimization_id}/stream'
+  _globals['_OPTIMIZATIONSERVICE'].methods_by_name['StreamOptimizationBatches']._loaded_options = None
+  _globals['_OPTIMIZATIONSERVICE'].methods_by_name['StreamOptimizationBatches']._serialized_options = b'\202\323\344\223\0028\0226/api/v1/optimizations/{optimization_id}/stream:batches'
+  _globals['_OPTIMIZATIONSERVICE'].methods_by_name['GetOptimization']._loaded_options = None
+  _globals['_OPTIMIZATIONSERVICE'].methods_by_name['GetOptimization']._serialized_options = b'\202\323\344\223\002)\022\'/api/v1/optimizations/{optimization_id}'
+  _globals['_OPTIMIZATIONSERVICE'].methods_by_name['ListOptimizations']._loaded_options = None
+  _globals['_OPTIMIZATIONSERVICE'].methods_by_name['ListOptimizations']._serialized_options = b'\202\323\344\223\002\027\022\025/api/v1/optimizations'
+  _globals['_OPTIMIZATIONSERVICE'].methods_by_name['CancelOptimization']._loaded_options = None
+  _globals['_OPTIMIZATIONSERVICE'].methods_by_name['CancelOptimization']._serialized_options = b'\202\323\344\223\0023\"./api/v1/optimizations/{optimization_id}:cancel:\001*'
+  _globals['_OPTIMIZATIONSERVICE'].methods_by_name['DeleteOptimization']._loaded_options = None
+  _globals['_OPTIMIZATIONSERVICE'].methods_by_name['DeleteOptimization']._serialized_options = b'\202\323\344\223\002)*\'/api/v1/optimizations/{optimization_id}'
+  _globals['_OPTIMIZATIONSERVICE'].methods_by_name['DownloadOptimization']._loaded_options = None
+  _globals['_OPTIMIZATIONSERVICE'].methods_by_name['DownloadOptimization']._serialized_options = b'\202\323\344\223\0025\0223/api/v1/optimizations/{optimization_id}/archive.zip'
+  _globals['_OPTIMIZATIONSTATUS']._serialized_start=5901
+  _globals['_OPTIMIZATIONSTATUS']._serialized_end=6125
+  _globals['_PARAMETERSPACE']._serialized_start=259
+  _globals['_PARAMETERSPACE']._serialized_end=376
+  _globals['_PARAMETER']._serialized_start=379
+  _globals['_PARAMETER']._serialized_end=564
+  _globals['_INTRANGE']._serialized_start=566
+  _globals['_INTRANGE']._serialized_end=630
+  _globals['_FLOATRANGE']._serialized_start=632
+  _globals['_FLOATRANGE']._serialized_end=698
+  _globals['_CHOICES']._serialized_start=700
+  _globals['_CHOICES']._serialized_end=749
+  _globals['_PARAMETERCONSTRAINT']._serialized_start=751
+  _globals['_PARAMETERCONSTRAINT']._serialized_end=810
+  _globals['_OBJECTIVE']._serialized_start=812
+  _globals['_OBJECTIVE']._serialized_end=864
+  _globals['_METRICFILTER']._serialized_start=866
+  _globals['_METRICFILTER']._serialized_end=954
+  _globals['_WALKFORWARD']._serialized_start=956
+  _globals['_WALKFORWARD']._serialized_end=1057
+  _globals['_OPTIMIZATIONCONFIG']._serialized_start=1060
+  _globals['_OPTIMIZATIONCONFIG']._serialized_end=1582
+  _globals['_STARTOPTIMIZATIONREQUEST']._serialized_start=1584
+  _globals['_STARTOPTIMIZATIONREQUEST']._serialized_end=1707
+  _globals['_STARTOPTIMIZATIONRESPONSE']._serialized_start=1710
+  _globals['_STARTOPTIMIZATIONRESPONSE']._serialized_end=1854
+  _globals['_STREAMOPTIMIZATIONREQUEST']._serialized_start=1856
+  _globals['_STREAMOPTIMIZATIONREQUEST']._serialized_end=1938
+  _globals['_STREAMOPTIMIZATIONBATCHESREQUEST']._serialized_start=1940
+  _globals['_STREAMOPTIMIZATIONBATCHESREQUEST']._serialized_end=2049
+  _globals['_OPTIMIZATIONEVENTBATCH']._serialized_start=2051
+  _globals['_OPTIMIZATIONEVENTBATCH']._serialized_end=2124
+  _globals['_OPTIMIZATIONPROGRESS']._serialized_start=2127
+  _globals['_OPTIMIZATIONPROGRESS']._serialized_end=2325
+  _globals['_TRIAL']._serialized_start=2328
+  _globals['_TRIAL']._serialized_end=2496
+  _globals['_OVERFITTINGREPORT']._serialized_start=2499
+  _globals['_OVERFITTINGREPORT']._serialized_end=2689
+  _globals['_WALKFORWARDWINDOW']._serialized_start=2692
+  _globals['_WALKFORWARDWINDOW']._serialized_end=2991
+  _globals['_WALKFORWARDREPORT']._serialized_start=2994
+  _globals['_WALKFORWARDREPORT']._serialized_end=3160
+  _globals['_OPTIMIZATIONRESULT']._serialized_start=3163
+  _globals['_OPTIMIZATIONRESULT']._serialized_end=3416
+  _globals['_OPTIMIZATION']._serialized_start=3419
+  _globals['_OPTIMIZATION']._serialized_end=4011
+  _globals['_GETOPTIMIZATIONREQUEST']._serialized_start=4013
+  _globals['_GETOPTIMIZATIONREQUEST']._serialized_end=4068
+  _globals['_LISTOPTIMIZATIONSREQUEST']._serialized_start=4071
+  _globals['_LISTOPTIMIZATIONSREQUEST']._serialized_end=4226
+  _globals['_LISTOPTIMIZATIONSRESPONSE']._serialized_start=4228
+  _globals['_LISTOPTIMIZATIONSRESPONSE']._serialized_end=4331
+  _globals['_CANCELOPTIMIZATIONREQUEST']._serialized_start=4333
+  _globals['_CANCELOPTIMIZATIONREQUEST']._serialized_end=4391
+  _globals['_DELETEOPTIMIZATIONREQUEST']._serialized_start=4393
+  _globals['_DELETEOPTIMIZATIONREQUEST']._serialized_end=4451
+  _globals['_DELETEOPTIMIZATIONRESPONSE']._serialized_start=4453
+  _globals['_DELETEOPTIMIZATIONRESPONSE']._serialized_end=4506
+  _globals['_DOWNLOADOPTIMIZATIONREQUEST']._serialized_start=4508
+  _globals['_DOWNLOADOPTIMIZATIONREQUEST']._serialized_end=4568
+  _globals['_OPTIMIZATIONEVENT']._serialized_start=4571
+  _globals['_OPTIMIZATIONEVENT']._serialized_end=5131
+  _globals['_OPTIMIZATIONSTARTED']._serialized_start=5134
+  _globals['_OPTIMIZATIONSTARTED']._serialized_end=5329
+  _globals['_TRIALCOMPLETED']._serialized_start=5331
+  _globals['_TRIALCOMPLETED']._serialized_end=5437
+  _globals['_BESTUPDATED']._serialized_start=5439
+  _globals['_BESTUPDATED']._serialized_end=5487
+  _globals['_WINDOWCOMPLETED']._serialized_start=5489
+  _globals['_WINDOWCOMPLETED']._serialized_end=5609
+  _globals['_OPTIMIZATIONCOMPLETED']._serialized_start=5611
+  _globals['_OPTIMIZATIONCOMPLETED']._serialized_end=5738
+  _globals['_OPTIMIZATIONFAILED']._serialized_start=5740
+  _globals['_OPTIMIZATIONFAILED']._serialized_end=5803
+  _globals['_OPTIMIZATIONCANCELLED']._serialized_start=5805
+  _globals['_OPTIMIZATIONCANCELLED']._serialized_end=5898
+  _globals['_OPTIMIZATIONSERVICE']._serialized_start=6128
+  _globals['_OPTIMIZATIONSERVICE']._serialized_end=7351
 # @@protoc_insertion_point(module_scope)

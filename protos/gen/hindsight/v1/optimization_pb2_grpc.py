@@ -3,6 +3,8 @@
 import grpc
 import warnings
 
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
+from hindsight.v1 import optimization_pb2 as hindsight_dot_v1_dot_optimization__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -22,3 +24,386 @@ if _version_not_supported:
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
+
+
+class OptimizationServiceStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.StartOptimization = channel.unary_unary(
+                '/hindsight.v1.OptimizationService/StartOptimization',
+                request_serializer=hindsight_dot_v1_dot_optimization__pb2.StartOptimizationRequest.SerializeToString,
+                response_deserializer=hindsight_dot_v1_dot_optimization__pb2.StartOptimizationResponse.FromString,
+                _registered_method=True)
+        self.StreamOptimization = channel.unary_stream(
+                '/hindsight.v1.OptimizationService/StreamOptimization',
+                request_serializer=hindsight_dot_v1_dot_optimization__pb2.StreamOptimizationRequest.SerializeToString,
+                response_deserializer=hindsight_dot_v1_dot_optimization__pb2.OptimizationEvent.FromString,
+                _registered_method=True)
+        self.StreamOptimizationBatches = channel.unary_stream(
+                '/hindsight.v1.OptimizationService/StreamOptimizationBatches',
+                request_serializer=hindsight_dot_v1_dot_optimization__pb2.StreamOptimizationBatchesRequest.SerializeToString,
+                response_deserializer=hindsight_dot_v1_dot_optimization__pb2.OptimizationEventBatch.FromString,
+                _registered_method=True)
+        self.GetOptimization = channel.unary_unary(
+                '/hindsight.v1.OptimizationService/GetOptimization',
+                request_serializer=hindsight_dot_v1_dot_optimization__pb2.GetOptimizationRequest.SerializeToString,
+                response_deserializer=hindsight_dot_v1_dot_optimization__pb2.Optimization.FromString,
+                _registered_method=True)
+        self.ListOptimizations = channel.unary_unary(
+                '/hindsight.v1.OptimizationService/ListOptimizations',
+                request_serializer=hindsight_dot_v1_dot_optimization__pb2.ListOptimizationsRequest.SerializeToString,
+                response_deserializer=hindsight_dot_v1_dot_optimization__pb2.ListOptimizationsResponse.FromString,
+                _registered_method=True)
+        self.CancelOptimization = channel.unary_unary(
+                '/hindsight.v1.OptimizationService/CancelOptimization',
+                request_serializer=hindsight_dot_v1_dot_optimization__pb2.CancelOptimizationRequest.SerializeToString,
+                response_deserializer=hindsight_dot_v1_dot_optimization__pb2.Optimization.FromString,
+                _registered_method=True)
+        self.DeleteOptimization = channel.unary_unary(
+                '/hindsight.v1.OptimizationService/DeleteOptimization',
+                request_serializer=hindsight_dot_v1_dot_optimization__pb2.DeleteOptimizationRequest.SerializeToString,
+                response_deserializer=hindsight_dot_v1_dot_optimization__pb2.DeleteOptimizationResponse.FromString,
+                _registered_method=True)
+        self.DownloadOptimization = channel.unary_stream(
+                '/hindsight.v1.OptimizationService/DownloadOptimization',
+                request_serializer=hindsight_dot_v1_dot_optimization__pb2.DownloadOptimizationRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
+
+
+class OptimizationServiceServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def StartOptimization(self, request, context):
+        """Validates the whole request (strategy, space, method, objectives, walk-forward) and
+        queues the optimization; its events can be streamed at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamOptimization(self, request, context):
+        """Its events from after_event_id (exclusive), live until it ends; ids start at 1 and are
+        contiguous, so a dropped client resumes exactly where it stopped.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamOptimizationBatches(self, request, context):
+        """The same events in batches of consecutive ids.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOptimization(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOptimizations(self, request, context):
+        """The caller's optimizations, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelOptimization(self, request, context):
+        """Stops it after the trials in flight; what was recorded stays.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteOptimization(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadOptimization(self, request, context):
+        """A ZIP: trials.csv and trials.parquet (every trial's parameters, objectives and metrics),
+        top_strategies.json (the top-K as complete strategies), summary.json (front, DSR, PBO)
+        and, for walk-forward, walk_forward.json.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_OptimizationServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'StartOptimization': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartOptimization,
+                    request_deserializer=hindsight_dot_v1_dot_optimization__pb2.StartOptimizationRequest.FromString,
+                    response_serializer=hindsight_dot_v1_dot_optimization__pb2.StartOptimizationResponse.SerializeToString,
+            ),
+            'StreamOptimization': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamOptimization,
+                    request_deserializer=hindsight_dot_v1_dot_optimization__pb2.StreamOptimizationRequest.FromString,
+                    response_serializer=hindsight_dot_v1_dot_optimization__pb2.OptimizationEvent.SerializeToString,
+            ),
+            'StreamOptimizationBatches': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamOptimizationBatches,
+                    request_deserializer=hindsight_dot_v1_dot_optimization__pb2.StreamOptimizationBatchesRequest.FromString,
+                    response_serializer=hindsight_dot_v1_dot_optimization__pb2.OptimizationEventBatch.SerializeToString,
+            ),
+            'GetOptimization': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOptimization,
+                    request_deserializer=hindsight_dot_v1_dot_optimization__pb2.GetOptimizationRequest.FromString,
+                    response_serializer=hindsight_dot_v1_dot_optimization__pb2.Optimization.SerializeToString,
+            ),
+            'ListOptimizations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOptimizations,
+                    request_deserializer=hindsight_dot_v1_dot_optimization__pb2.ListOptimizationsRequest.FromString,
+                    response_serializer=hindsight_dot_v1_dot_optimization__pb2.ListOptimizationsResponse.SerializeToString,
+            ),
+            'CancelOptimization': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelOptimization,
+                    request_deserializer=hindsight_dot_v1_dot_optimization__pb2.CancelOptimizationRequest.FromString,
+                    response_serializer=hindsight_dot_v1_dot_optimization__pb2.Optimization.SerializeToString,
+            ),
+            'DeleteOptimization': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteOptimization,
+                    request_deserializer=hindsight_dot_v1_dot_optimization__pb2.DeleteOptimizationRequest.FromString,
+                    response_serializer=hindsight_dot_v1_dot_optimization__pb2.DeleteOptimizationResponse.SerializeToString,
+            ),
+            'DownloadOptimization': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadOptimization,
+                    request_deserializer=hindsight_dot_v1_dot_optimization__pb2.DownloadOptimizationRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'hindsight.v1.OptimizationService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('hindsight.v1.OptimizationService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class OptimizationService:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def StartOptimization(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hindsight.v1.OptimizationService/StartOptimization',
+            hindsight_dot_v1_dot_optimization__pb2.StartOptimizationRequest.SerializeToString,
+            hindsight_dot_v1_dot_optimization__pb2.StartOptimizationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamOptimization(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/hindsight.v1.OptimizationService/StreamOptimization',
+            hindsight_dot_v1_dot_optimization__pb2.StreamOptimizationRequest.SerializeToString,
+            hindsight_dot_v1_dot_optimization__pb2.OptimizationEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamOptimizationBatches(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/hindsight.v1.OptimizationService/StreamOptimizationBatches',
+            hindsight_dot_v1_dot_optimization__pb2.StreamOptimizationBatchesRequest.SerializeToString,
+            hindsight_dot_v1_dot_optimization__pb2.OptimizationEventBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOptimization(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hindsight.v1.OptimizationService/GetOptimization',
+            hindsight_dot_v1_dot_optimization__pb2.GetOptimizationRequest.SerializeToString,
+            hindsight_dot_v1_dot_optimization__pb2.Optimization.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOptimizations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hindsight.v1.OptimizationService/ListOptimizations',
+            hindsight_dot_v1_dot_optimization__pb2.ListOptimizationsRequest.SerializeToString,
+            hindsight_dot_v1_dot_optimization__pb2.ListOptimizationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelOptimization(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hindsight.v1.OptimizationService/CancelOptimization',
+            hindsight_dot_v1_dot_optimization__pb2.CancelOptimizationRequest.SerializeToString,
+            hindsight_dot_v1_dot_optimization__pb2.Optimization.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteOptimization(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hindsight.v1.OptimizationService/DeleteOptimization',
+            hindsight_dot_v1_dot_optimization__pb2.DeleteOptimizationRequest.SerializeToString,
+            hindsight_dot_v1_dot_optimization__pb2.DeleteOptimizationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadOptimization(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/hindsight.v1.OptimizationService/DownloadOptimization',
+            hindsight_dot_v1_dot_optimization__pb2.DownloadOptimizationRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

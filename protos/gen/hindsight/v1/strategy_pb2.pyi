@@ -236,15 +236,17 @@ class ExitNode(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., when: _Optional[_Union[Condition, _Mapping]] = ..., closes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Execution(_message.Message):
-    __slots__ = ("fill", "commission_pct", "slippage_pct", "initial_capital", "timeframe")
+    __slots__ = ("fill", "commission_pct", "slippage_pct", "initial_capital", "timeframe", "warmup_bars")
     FILL_FIELD_NUMBER: _ClassVar[int]
     COMMISSION_PCT_FIELD_NUMBER: _ClassVar[int]
     SLIPPAGE_PCT_FIELD_NUMBER: _ClassVar[int]
     INITIAL_CAPITAL_FIELD_NUMBER: _ClassVar[int]
     TIMEFRAME_FIELD_NUMBER: _ClassVar[int]
+    WARMUP_BARS_FIELD_NUMBER: _ClassVar[int]
     fill: str
     commission_pct: float
     slippage_pct: float
     initial_capital: float
     timeframe: str
-    def __init__(self, fill: _Optional[str] = ..., commission_pct: _Optional[float] = ..., slippage_pct: _Optional[float] = ..., initial_capital: _Optional[float] = ..., timeframe: _Optional[str] = ...) -> None: ...
+    warmup_bars: int
+    def __init__(self, fill: _Optional[str] = ..., commission_pct: _Optional[float] = ..., slippage_pct: _Optional[float] = ..., initial_capital: _Optional[float] = ..., timeframe: _Optional[str] = ..., warmup_bars: _Optional[int] = ...) -> None: ...
