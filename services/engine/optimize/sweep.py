@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import date
 
 import numpy as np
 
 from hindsight.v1 import strategy_pb2
 
-from services.engine.core.backtest import Backtest, RunError, RunSettings
+from services.engine.core.backtest import Backtest, RunError, RunSettings, day_str
 from services.engine.core.bars import Bars
 from services.engine.core.metrics import METRIC_FIELDS
 from services.engine.core.spec import SpecError, compile_strategy
@@ -44,7 +43,19 @@ class SweepContext:
     symbol: str
     settings: RunSettings
     options: object = None        # options.runner.OptionSource for strategies with legs
-    days: int = 0                 # trading days in the run
+    dates: list[str] = field(default_factory=list)   # the run's trading days, YYYY-MM-DD
+
+    @property
+    def days(self) -> int:
+        return len(self.dates)
+
+    @property
+    def first_day(self) -> str:
+        return self.dates[0] if self.dates else ""
+
+    @property
+    def last_day(self) -> str:
+        return self.dates[-1] if self.dates else ""
 
     @classmethod
     def build(cls, base: strategy_pb2.Strategy, bars: Bars, settings: RunSettings, symbol: str = "",
@@ -52,11 +63,8 @@ class SweepContext:
         """The context of trials varying `base` (which carries the sweep's warm-up). Raises
         RunError when the range has no data."""
         bt = Backtest(compile_strategy(base), bars, settings, symbol or bars.symbol, options=options)
-        return cls(bars=bars, symbol=bt.symbol, settings=settings, options=options, days=bt.total_days)
-
-    @property
-    def first_date(self) -> date | None:
-        return self.settings.start
+        dates = [day_str(d) for d in bt.day_dates[bt.first_day:]]
+        return cls(bars=bars, symbol=bt.symbol, settings=settings, options=options, dates=dates)
 
 
 def _nan_metrics() -> dict[str, float]:
