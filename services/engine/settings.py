@@ -57,6 +57,7 @@ class EngineSettings:
     max_run_memory_bytes: int = 4 << 30    # estimated arrays of one run, checked before it starts
     list_page_bytes: int = 1 << 20         # a ListBacktests page stops growing here
     switch_interval_ms: float = 1.0        # the GIL's switch interval in the engine (0: Python's 5 ms)
+    dask_scheduler: str = ""               # tcp://host:port: sweeps run on that Dask cluster (else embedded)
 
     @property
     def store_root(self) -> Path:
@@ -92,5 +93,6 @@ class EngineSettings:
             max_run_memory_bytes=_int("MAX_RUN_MEMORY_MB", 4 << 10) << 20,
             list_page_bytes=max(64 << 10, _int("LIST_PAGE_BYTES", 1 << 20)),
             switch_interval_ms=max(0.0, _float("SWITCH_INTERVAL_MS", 1.0)),
+            dask_scheduler=_env("DASK_SCHEDULER", "").strip(),
         )
         return replace(s, **overrides)
