@@ -224,6 +224,7 @@ class _OptProblems:
         self.items: list[tuple[str, str, str]] = []   # (field path, flag, what to fix)
         self.objective_args: list[str] = []           # config.objectives[i] came from this --objective
         self.filter_args: list[str] = []              # config.filters[i] came from this --filter
+        self.unread: set[str] = set()                 # "config.strategy", "config.space": a file not read
 
     def add(self, path: str, flag: str, description: str) -> None:
         self.items.append((path, flag, description))
@@ -231,6 +232,8 @@ class _OptProblems:
     def add_request(self, problem) -> None:
         """A problem of the OptimizationConfig (`config.…`), named by its path and its flag."""
         path = problem.field or ""
+        if any(path == u or path.startswith(u + ".") for u in self.unread):
+            return  # said already: its file could not be read
         flag = ""
         for prefix, name in _OPT_FLAGS:
             if path == prefix or path.startswith(prefix + ".") or path.startswith(prefix + "["):
@@ -293,7 +296,9 @@ def _optimization_config(args: argparse.Namespace, problems: _OptProblems):
         config.strategy.CopyFrom(parse_strategy_json(Path(args.strategy).read_text()))
     except OSError as exc:
         problems.add("strategy", f"--strategy {args.strategy}", f"cannot read it: {exc.strerror or exc}")
+        problems.unread.add("config.strategy")
     except SpecError as exc:
+        problems.unread.add("config.strategy")
         for p in exc.problems:
             problems.add(f"strategy.{p.field}" if p.field else "strategy", f"--strategy {args.strategy}", p.description)
     try:
@@ -303,8 +308,11 @@ def _optimization_config(args: argparse.Namespace, problems: _OptProblems):
         json_format.ParseDict(doc, config.space)
     except OSError as exc:
         problems.add("space", f"--space {args.space}", f"cannot read it: {exc.strerror or exc}")
-    except ValueError as exc:  # json.JSONDecodeError and json_format.ParseError
-        problems.add("space", f"--space {args.space}", f"not a ParameterSpace in proto3 JSON: {exc} (e.g. "
+        problems.unread.add("config.space")
+    except (ValueError, TypeError, AttributeError, json_format.ParseError) as exc:
+        problems.unread.add("config.space")
+        detail = str(exc).split("\n")[0].rstrip(".")
+        problems.add("space", f"--space {args.space}", f"not a ParameterSpace in proto3 JSON: {detail} (e.g. "
                      '{"parameters": [{"name": "fast", "path": "indicators[0].period", '
                      '"int_range": {"low": 5, "high": 50, "step": 5}}]})')
     for text in args.objective or []:
@@ -413,14 +421,16 @@ class _SweepProgress:
         self.windows = (0, 0)
         self.best = ""
         self.shown = False
+        self.drawn_done = -1
 
     def update(self, done: int, best: str, windows: tuple[int, int]) -> None:
         self.done, self.windows = done, windows
         if best:
             self.best = best
         now = time.perf_counter()
-        if now - self.last < (0.1 if self.tty else self.every) and done < self.total:
+        if (now - self.last < (0.1 if self.tty else self.every) and done < self.total) or done == self.drawn_done:
             return
+        self.drawn_done = done
         self.last = now
         self._draw(now)
 
@@ -577,8 +587,12 @@ def _print_walk_forward(wf, names: list[str], out) -> None:
         print(f"  Out of sample ({wf.dates[0]}..{wf.dates[-1]}): return {_fmt_cell(m.total_return_pct)} %, sharpe "
               f"{_fmt_cell(m.sharpe)}, max drawdown {_fmt_cell(m.max_drawdown_pct)} %, final equity "
               f"{_fmt_cell(wf.equity[-1])}", file=out)
-        print(f"  Walk-forward efficiency {wf.efficiency:.2f} (annualized out-of-sample return over in-sample; "
-              "near 1: the optimization found something that lasts, near 0 or below: it fit noise)", file=out)
+        if math.isfinite(wf.efficiency):
+            print(f"  Walk-forward efficiency {wf.efficiency:.2f} (annualized out-of-sample return over in-sample; "
+                  "near 1: the optimization found something that lasts, near 0 or below: it fit noise)", file=out)
+        else:
+            print("  Walk-forward efficiency: not defined (the in-sample return is not positive, so out-of-sample "
+                  "over in-sample says nothing)", file=out)
 
 
 def _to_json(message) -> dict:
@@ -712,10 +726,13 @@ def cmd_optimize(args: argparse.Namespace) -> int:
             if w.overfitting.reading:
                 print(f"  Window {w.index}: {w.overfitting.reading}", file=out)
     if result is not None and result.HasField("best_strategy"):
-        best = top[0] if top else None
-        if best is not None:
-            values = _plain_values(best.parameters)
+        if top:
+            values = _plain_values(top[0].parameters)
             print("\nBest: " + ", ".join(f"{k}={_fmt_param(values[k])}" for k in names if k in values), file=out)
+        elif opt.walk_forward and result.walk_forward.windows:
+            values = _plain_values(result.walk_forward.windows[-1].parameters)
+            print("\nThe latest window's winner (the strategy to trade next): "
+                  + ", ".join(f"{k}={_fmt_param(values[k])}" for k in names if k in values), file=out)
         if args.best_out:
             from google.protobuf import json_format
 

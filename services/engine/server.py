@@ -1,4 +1,5 @@
-"""The engine's gRPC server: BacktestService + health + reflection, with graceful shutdown.
+"""The engine's gRPC server: BacktestService, OptimizationService, health and reflection, with
+graceful shutdown.
 
 `create_server(settings)` builds and binds (port 0 for tests) and returns an `Engine` handle;
 `serve()` runs until SIGINT/SIGTERM; `main()` is the `hindsight engine` command.
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
@@ -22,14 +24,19 @@ from grpc_reflection.v1alpha import reflection
 
 from hindsight.v1 import backtest_service_pb2 as pb
 from hindsight.v1 import backtest_service_pb2_grpc as pb_grpc
+from hindsight.v1 import optimization_pb2 as opb
 
 from services.engine.auth import from_settings, is_loopback
 from services.engine.core.catalog import Catalog
 from services.engine.hub import StreamHub
 from services.engine.jobs import JobManager
+from services.engine.optimize.jobs import OptimizationManager, OptimizationSettings
+from services.engine.optimize.servicer import SERVICE_NAME as OPTIMIZATION_SERVICE
+from services.engine.optimize.servicer import OptimizationServicer
 from services.engine.servicer import SERVICE_NAME, BacktestServicer
 from services.engine.settings import EngineSettings
 from storage import LocalStore
+from storage.optimizations import OptimizationStore
 
 log = logging.getLogger("hindsight.engine")
 
@@ -45,7 +52,8 @@ KEEPALIVE_OPTIONS = [
 
 
 # Their handlers yield messages already serialized (events from the log): sent as they are.
-PASSTHROUGH = frozenset({"StreamBacktest", "StreamBacktestBatches"})
+PASSTHROUGH = frozenset({"StreamBacktest", "StreamBacktestBatches", "StreamOptimization",
+                         "StreamOptimizationBatches"})
 
 
 def _passthrough(msg) -> bytes:
@@ -89,11 +97,10 @@ def _decoding_stream(fn, req_cls):
     return handler
 
 
-def _method_handlers(servicer: BacktestServicer) -> dict[str, grpc.RpcMethodHandler]:
-    """The generated handlers, decoding requests themselves (see _decoding_unary); the event
+def _method_handlers(service: ServiceDescriptor, servicer: object) -> dict[str, grpc.RpcMethodHandler]:
+    """A service's handlers, decoding requests themselves (see _decoding_unary); the event
     streams' responses pass through as the bytes they already are."""
     handlers: dict[str, grpc.RpcMethodHandler] = {}
-    service = pb.DESCRIPTOR.services_by_name["BacktestService"]
     from google.protobuf import symbol_database
 
     db = symbol_database.Default()
@@ -121,11 +128,14 @@ class Engine:
     jobs: JobManager
     health: health_aio.HealthServicer
     servicer: BacktestServicer
+    optimizations: OptimizationManager
+    optimization_servicer: OptimizationServicer
     _cleanup_task: asyncio.Task | None = None
 
     async def start(self) -> None:
         await self.server.start()
         await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set(OPTIMIZATION_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         self._cleanup_task = asyncio.create_task(self._cleanup_loop())
 
@@ -138,6 +148,11 @@ class Engine:
                     self.jobs.forget(bid)
                 if removed:
                     log.info("TTL cleanup removed %d backtests", len(removed))
+                removed = await asyncio.to_thread(self.optimizations.store.cleanup)
+                for oid in removed:
+                    self.optimizations.forget(oid)
+                if removed:
+                    log.info("TTL cleanup removed %d optimizations", len(removed))
             except Exception:  # noqa: BLE001 - cleanup must never stop the server
                 log.exception("TTL cleanup failed")
 
@@ -147,14 +162,18 @@ class Engine:
         await self.health.enter_graceful_shutdown()
         if self._cleanup_task is not None:
             self._cleanup_task.cancel()
-        await asyncio.to_thread(self.jobs.shutdown, True)
+        await asyncio.gather(asyncio.to_thread(self.jobs.shutdown, True),
+                             asyncio.to_thread(self.optimizations.shutdown, True))
         await self.server.stop(grace)
         self.store.close()
+        self.optimizations.store.close()
 
 
-async def create_server(settings: EngineSettings | None = None, address: str | None = None) -> Engine:
+async def create_server(settings: EngineSettings | None = None, address: str | None = None,
+                        optimization: OptimizationSettings | None = None) -> Engine:
     """Build the engine and bind it (address "127.0.0.1:0" picks a free port). Not started."""
     settings = settings or EngineSettings.from_env()
+    optimization = optimization or OptimizationSettings.from_env()
     if settings.switch_interval_ms:
         # Backtests run on threads of this process: a thread waiting for the GIL gets it after
         # at most one switch interval. At Python's 5 ms, a GetBacktest that needs the GIL a
@@ -177,18 +196,33 @@ async def create_server(settings: EngineSettings | None = None, address: str | N
     removed = await asyncio.to_thread(store.cleanup)
     if removed:
         log.info("TTL cleanup removed %d backtests", len(removed))
+    opt_store = OptimizationStore(settings.store_root, ttl_seconds=settings.ttl_seconds, fsync=settings.fsync)
+    optimizations = OptimizationManager(opt_store, catalog, settings, optimization, hub.notify)
+    closed = await asyncio.to_thread(optimizations.recover)
+    if closed:
+        log.info("closed %d optimizations left unfinished by a previous engine (ended or cancelled)", len(closed))
+    removed = await asyncio.to_thread(opt_store.cleanup)
+    if removed:
+        log.info("TTL cleanup removed %d optimizations", len(removed))
 
     server = grpc.aio.server(options=KEEPALIVE_OPTIONS)
     servicer = BacktestServicer(store, catalog, jobs, hub, settings, auth)
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, _method_handlers(servicer)),))
+    opt_servicer = OptimizationServicer(opt_store, catalog, optimizations, hub, settings, auth, servicer.quotas.rate)
+    server.add_generic_rpc_handlers((
+        grpc.method_handlers_generic_handler(SERVICE_NAME, _method_handlers(
+            pb.DESCRIPTOR.services_by_name["BacktestService"], servicer)),
+        grpc.method_handlers_generic_handler(OPTIMIZATION_SERVICE, _method_handlers(
+            opb.DESCRIPTOR.services_by_name["OptimizationService"], opt_servicer)),
+    ))
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
+        (SERVICE_NAME, OPTIMIZATION_SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME), server)
     port = server.add_insecure_port(address or settings.grpc_addr)
     if port == 0:
         raise SystemExit(f"cannot bind the engine to {address or settings.grpc_addr}")
-    return Engine(server, port, settings, store, catalog, jobs, health, servicer)
+    return Engine(server, port, settings, store, catalog, jobs, health, servicer, optimizations, opt_servicer)
 
 
 # A one-day short straddle: what warm_up runs to compile the legs kernel and its helpers.

@@ -55,9 +55,10 @@ _HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 
 
 def default_services() -> list[ServiceDescriptor]:
-    from hindsight.v1 import backtest_service_pb2
+    from hindsight.v1 import backtest_service_pb2, optimization_pb2
 
-    return list(backtest_service_pb2.DESCRIPTOR.services_by_name.values())
+    return [*backtest_service_pb2.DESCRIPTOR.services_by_name.values(),
+            *optimization_pb2.DESCRIPTOR.services_by_name.values()]
 
 
 def build_app(target: str | grpc.aio.Channel | None = None, *, settings: GatewaySettings | None = None,

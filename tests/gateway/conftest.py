@@ -45,6 +45,7 @@ from services.gateway.settings import GatewaySettings
 
 HERE = Path(__file__).resolve().parent
 SERVICE = "hindsight.v1.BacktestService"
+OPTIMIZATION_SERVICE = "hindsight.v1.OptimizationService"
 ECHO_SERVICE = "hindsight.gatewaytest.EchoService"
 DAYS = 3
 # Event counts of the fixed logs.
@@ -403,7 +404,9 @@ async def engine() -> AsyncIterator[EngineHandle]:
     server.add_generic_rpc_handlers((echo_handler(fake),))
     checker = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
-    for name in (SERVICE, ECHO_SERVICE):
+    # The fake serves BacktestService only; OptimizationService (also in default_services)
+    # reports healthy so that readiness checks every service's health as against the engine.
+    for name in (SERVICE, OPTIMIZATION_SERVICE, ECHO_SERVICE):
         await checker.set(name, health_pb2.HealthCheckResponse.SERVING)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

@@ -30,9 +30,9 @@ from hindsight.v1 import optimization_pb2 as opb
 from hindsight.v1 import results_pb2, strategy_pb2
 
 from services.engine.core.catalog import Catalog
+from services.engine.core.spec import SpecError
 from services.engine.optimize.jobs import read_pages
 from services.engine.optimize.space import compile_space
-from services.engine.core.spec import SpecError
 from storage.archive import CHUNK_SIZE, _csv_blocks
 from storage.optimizations import OptimizationRecord, OptimizationStore
 
@@ -47,7 +47,8 @@ Member = tuple[str, bool, Callable[[], Iterator[bytes]]]  # name, compressed, it
 def plain(message) -> dict[str, Any]:
     """A message as proto3 JSON (field names as declared) with its floating-point fields as
     numbers: json_format writes NaN as the string "NaN"; here it is a float (null in JSON)."""
-    out = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    out = json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                    always_print_fields_with_no_presence=True)
     _floats(message, out)
     return out
 
@@ -176,7 +177,7 @@ def archive_members(store: OptimizationStore, rec: OptimizationRecord, catalog: 
                     if len(rows) >= ROW_GROUP:
                         writer.write_table(pa.Table.from_pylist(rows, schema))
                         rows = []
-                if rows or writer is not None:
+                if rows:
                     writer.write_table(pa.Table.from_pylist(rows, schema))
             f.seek(0)
             while block := f.read(chunk_size):
@@ -195,7 +196,8 @@ def archive_members(store: OptimizationStore, rec: OptimizationRecord, catalog: 
     def top_strategies() -> Iterator[bytes]:
         apply = _applier(config, base, catalog)
         for entry in entries:
-            entry["strategy"] = plain(apply(entry.get("parameters") or {}))
+            if apply is not None:
+                entry["strategy"] = plain(apply(entry["parameters"]))
         yield _json({"optimization_id": oid, "strategies": entries})
 
     summary: dict[str, Any] = {
@@ -220,10 +222,11 @@ def archive_members(store: OptimizationStore, rec: OptimizationRecord, catalog: 
 
 
 def _applier(config: opb.OptimizationConfig, base: strategy_pb2.Strategy | None,
-             catalog: Catalog) -> Callable[[dict[str, Any]], strategy_pb2.Strategy]:
+             catalog: Catalog) -> Callable[[dict[str, Any]], strategy_pb2.Strategy] | None:
     """Parameter values → the trial's complete strategy: the space applied to the sweep's base
     strategy (overrides and warm-up included). The winner's strategy is such a base (every
-    parameter is overwritten); without one (cancelled, failed) the base is prepared again."""
+    parameter is overwritten); without one (cancelled, failed) the base is prepared again.
+    None when the space no longer applies (the engine changed): entries go without strategies."""
     if base is None:
         from services.engine.optimize.runner import Optimization
 
@@ -234,5 +237,5 @@ def _applier(config: opb.OptimizationConfig, base: strategy_pb2.Strategy | None,
     try:
         space = compile_space(config.space, base)
     except SpecError:
-        return lambda values: base
+        return None
     return space.apply

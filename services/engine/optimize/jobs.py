@@ -31,6 +31,7 @@ from hindsight.v1 import optimization_pb2 as opb
 
 from services.engine.core.backtest import RunError
 from services.engine.core.catalog import Catalog
+from services.engine.optimize.executor import Executor, make_executor
 from services.engine.optimize.runner import Optimization
 from services.engine.settings import EngineSettings, _int
 from storage import CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING, TERMINAL_STATUSES, LogClosed, NotFound
@@ -135,6 +136,17 @@ class OptimizationManager:
         self._n_running = 0
         self._pool = ThreadPoolExecutor(max_workers=limits.max_concurrent, thread_name_prefix="optimization")
         self._closed = False
+        self._executor: Executor | None = None
+        self._executor_lock = threading.Lock()
+
+    def executor(self) -> Executor:
+        """Where trials are computed: the Dask cluster of settings.dask_scheduler, else this
+        process. Connected on first use, so an unreachable scheduler fails the optimizations
+        that need it (ExecutorError), not the engine's start."""
+        with self._executor_lock:
+            if self._executor is None:
+                self._executor = make_executor(self.settings.dask_scheduler or None)
+            return self._executor
 
     # --- queries -------------------------------------------------------------------------
     def job(self, optimization_id: str) -> OptJob | None:
@@ -277,7 +289,7 @@ class OptimizationManager:
         opt = job.prepared
         if opt is None:
             try:
-                opt = Optimization.prepare(job.config, self.catalog)
+                opt = Optimization.prepare(job.config, self.catalog, executor=self.executor())
             except ValueError as exc:  # SpecError, RunError, ...: the engine or the data changed
                 self._fail(job, RESTARTED, f"the engine restarted and could not continue this optimization: {exc}")
                 return
@@ -431,6 +443,9 @@ class OptimizationManager:
             for job in self._jobs.values():
                 job.cancel.set()
         self._pool.shutdown(wait=wait)
+        with self._executor_lock:
+            if self._executor is not None:
+                self._executor.close()
 
 
 def _progress_columns(progress: opb.OptimizationProgress) -> dict[str, int]:

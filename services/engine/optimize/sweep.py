@@ -146,7 +146,7 @@ class _Fast:
             self.scratch[key] = (
                 L, np.zeros((L, n, E), np.bool_), np.zeros((L, n, X), np.bool_), np.zeros((L, depth, n), np.bool_),
                 np.full((L, n, E), np.nan), np.full((L, n), np.nan), np.zeros((L, TRADE_SCRATCH), trade_dt),
-                np.zeros((L, n + 2), np.int64), np.zeros((L, 16), np.float64))
+                np.zeros((L, n + 16, 2), np.int64), np.zeros((L, 16), np.float64))
         return self.scratch[key]
 
 

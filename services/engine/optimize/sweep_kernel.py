@@ -44,6 +44,7 @@ OPS = {"<": 0, "<=": 1, ">": 2, ">=": 3, "==": 4, "!=": 5, "crosses_above": 6, "
 N_METRICS = len(METRIC_FIELDS)
 _M = {name: k for k, name in enumerate(METRIC_FIELDS)}
 TRADE_SCRATCH = 4096  # trade records a lane holds before folding them into its totals
+BLOCK = 16384         # bars evaluated and stepped at a time (their series stay in L2)
 _LOCK = threading.Lock()  # one parallel kernel at a time per process (numba's workqueue layer)
 
 
@@ -249,63 +250,131 @@ class SeriesCache:
 
 
 # ---- the kernel ------------------------------------------------------------------------------
-@njit(cache=True, nogil=True, inline="always")
-def _operand(series, slot, off, const, i):
-    if slot < 0:
-        return const
-    j = i - off
-    if j < 0:
-        return np.nan
-    return series[slot, j]
+# Comparison with the operands swapped: a < b is b > a; a crosses above b is b crosses below a.
+_FLIP = np.array([2, 3, 0, 1, 4, 5, 7, 6], np.int64)
 
 
 @njit(cache=True, nogil=True)
-def _compare_into(out, series, op, ls, lo, lc, rs, ro, rc, n):
-    """out[i] = lhs(i) op rhs(i), NaN compares false (signals._compare's rules)."""
-    for i in range(n):
-        a = _operand(series, ls, lo, lc, i)
-        b = _operand(series, rs, ro, rc, i)
+def _cmp_series(out, a, lo, b, ro, op, start, n):
+    """out[i] = a[i - lo] op b[i - ro] for i in [start, n) (both offsets within range)."""
+    if op == 0:
+        for i in range(start, n):
+            out[i] = a[i - lo] < b[i - ro]
+    elif op == 1:
+        for i in range(start, n):
+            out[i] = a[i - lo] <= b[i - ro]
+    elif op == 2:
+        for i in range(start, n):
+            out[i] = a[i - lo] > b[i - ro]
+    elif op == 3:
+        for i in range(start, n):
+            out[i] = a[i - lo] >= b[i - ro]
+    elif op == 4:
+        for i in range(start, n):
+            out[i] = a[i - lo] == b[i - ro]
+    elif op == 5:
+        for i in range(start, n):
+            x = a[i - lo]
+            y = b[i - ro]
+            out[i] = x != y and x == x and y == y
+    elif op == 6:
+        for i in range(start, n):
+            out[i] = a[i - lo - 1] < b[i - ro - 1] and a[i - lo] > b[i - ro]
+    else:
+        for i in range(start, n):
+            out[i] = a[i - lo - 1] > b[i - ro - 1] and a[i - lo] < b[i - ro]
+
+
+@njit(cache=True, nogil=True)
+def _cmp_const(out, a, lo, c, op, start, n):
+    """out[i] = a[i - lo] op c for i in [start, n)."""
+    if op == 0:
+        for i in range(start, n):
+            out[i] = a[i - lo] < c
+    elif op == 1:
+        for i in range(start, n):
+            out[i] = a[i - lo] <= c
+    elif op == 2:
+        for i in range(start, n):
+            out[i] = a[i - lo] > c
+    elif op == 3:
+        for i in range(start, n):
+            out[i] = a[i - lo] >= c
+    elif op == 4:
+        for i in range(start, n):
+            out[i] = a[i - lo] == c
+    elif op == 5:
+        for i in range(start, n):
+            x = a[i - lo]
+            out[i] = x != c and x == x and c == c
+    elif op == 6:
+        for i in range(start, n):
+            out[i] = a[i - lo - 1] < c and a[i - lo] > c
+    else:
+        for i in range(start, n):
+            out[i] = a[i - lo - 1] > c and a[i - lo] < c
+
+
+@njit(cache=True, nogil=True)
+def _compare_into(out, series, op, ls, lo, lc, rs, ro, rc, first, n):
+    """out[i] = lhs(i) op rhs(i) for bars [first, n), signals._compare's rules: a comparison
+    with NaN (warm-up, before the data) is false; a cross needs the previous bar."""
+    need = 0                  # the first bar whose operands (and previous ones) exist
+    if ls >= 0:
+        need = max(need, lo)
+    if rs >= 0:
+        need = max(need, ro)
+    if op >= 6:
+        need += 1
+    start = min(max(first, need), n)
+    for i in range(first, start):
+        out[i] = False
+    if ls >= 0 and rs >= 0:
+        _cmp_series(out, series[ls], lo, series[rs], ro, op, start, n)
+    elif ls >= 0:
+        _cmp_const(out, series[ls], lo, rc, op, start, n)
+    elif rs >= 0:
+        _cmp_const(out, series[rs], ro, lc, _FLIP[op], start, n)
+    else:
         if op == 0:
-            r = a < b
+            r = lc < rc
         elif op == 1:
-            r = a <= b
+            r = lc <= rc
         elif op == 2:
-            r = a > b
+            r = lc > rc
         elif op == 3:
-            r = a >= b
+            r = lc >= rc
         elif op == 4:
-            r = a == b
+            r = lc == rc
         elif op == 5:
-            r = a != b and a == a and b == b
+            r = lc != rc and lc == lc and rc == rc
         else:
-            if i == 0:
-                r = False
-            else:
-                pa = _operand(series, ls, lo, lc, i - 1)
-                pb = _operand(series, rs, ro, rc, i - 1)
-                if op == 6:
-                    r = pa < pb and a > b
-                else:
-                    r = pa > pb and a < b
-        out[i] = r
+            r = False  # constants never cross
+        for i in range(start, n):
+            out[i] = r
 
 
 @njit(cache=True, nogil=True)
-def _signals_nb(series, prog_i, prog_f, start, stop, stack, out, col, first_bar, n):
-    """Evaluate one node's program [start, stop) into out[:, col]."""
+def _signals_nb(series, prog_i, prog_f, start, stop, stack, out, col, lo, hi):
+    """Evaluate one node's program [start, stop) for bars [lo, hi) into out[:, col]."""
+    if stop - start == 1 and prog_i[start, 0] == CMP:  # most nodes: one comparison, straight in
+        p = start
+        _compare_into(out[:, col], series, prog_i[p, 1], prog_i[p, 2], prog_i[p, 3], prog_f[p, 0],
+                      prog_i[p, 4], prog_i[p, 5], prog_f[p, 1], lo, hi)
+        return
     sp = 0
     for p in range(start, stop):
         code = prog_i[p, 0]
         if code == CMP:
             _compare_into(stack[sp], series, prog_i[p, 1], prog_i[p, 2], prog_i[p, 3], prog_f[p, 0],
-                          prog_i[p, 4], prog_i[p, 5], prog_f[p, 1], n)
+                          prog_i[p, 4], prog_i[p, 5], prog_f[p, 1], lo, hi)
             sp += 1
         elif code == TRUE:
-            stack[sp, :n] = True
+            stack[sp, lo:hi] = True
             sp += 1
         elif code == NOT:
             top = stack[sp - 1]
-            for i in range(n):
+            for i in range(lo, hi):
                 top[i] = not top[i]
         else:
             k = prog_i[p, 1]
@@ -313,15 +382,15 @@ def _signals_nb(series, prog_i, prog_f, start, stop, stack, out, col, first_bar,
             for c in range(sp - k + 1, sp):
                 other = stack[c]
                 if code == AND:
-                    for i in range(n):
+                    for i in range(lo, hi):
                         base[i] = base[i] and other[i]
                 else:
-                    for i in range(n):
+                    for i in range(lo, hi):
                         base[i] = base[i] or other[i]
             sp -= k - 1
     res = stack[0]
-    for i in range(n):
-        out[i, col] = res[i] and i >= first_bar
+    for i in range(lo, hi):
+        out[i, col] = res[i]
 
 
 @njit(cache=True, nogil=True)
@@ -442,8 +511,9 @@ def _curve_metrics(curve, times, out, returns):
 
 
 @njit(cache=True, nogil=True)
-def _fold_trades(trades, k, ts, acc, diff):
-    """Add trades[:k] to the running trade totals `acc` (see _trade_metrics) and `diff`."""
+def _fold_trades(trades, k, ts, acc, spans):
+    """Add trades[:k] to the running trade totals `acc` (see _trade_metrics) and their bar
+    spans (entry, exit) to `spans` (acc[15] counts them)."""
     for j in range(k):
         t = trades[j]
         pnl = t.pnl
@@ -471,8 +541,30 @@ def _fold_trades(trades, k, ts, acc, diff):
         acc[8] = max(acc[8], pnl)
         acc[9] = min(acc[9], pnl)
         acc[14] += (ts[t.exit_bar] - ts[t.entry_bar]) / 60e9
-        diff[t.entry_bar] += 1
-        diff[t.exit_bar + 1] -= 1
+        m = int(acc[15])
+        spans[m, 0] = t.entry_bar
+        spans[m, 1] = t.exit_bar
+        acc[15] += 1.0
+
+
+@njit(cache=True, nogil=True)
+def _held_bars(spans, m, lo, hi):
+    """Bars in [lo, hi) inside at least one span [entry, exit] (Backtest's exposure count)."""
+    sorted_ = True
+    for j in range(1, m):
+        if spans[j, 0] < spans[j - 1, 0]:
+            sorted_ = False
+            break
+    order = np.arange(m) if sorted_ else np.argsort(spans[:m, 0], kind="mergesort")
+    count = 0
+    covered = lo - 1          # last bar counted
+    for j in range(m):
+        a = max(spans[order[j], 0], covered + 1, lo)
+        b = min(spans[order[j], 1], hi - 1)
+        if b >= a:
+            count += b - a + 1
+            covered = b
+    return count
 
 
 @njit(cache=True, nogil=True)
@@ -498,17 +590,11 @@ def _trade_metrics(acc, out):
 @njit(cache=True, nogil=True)
 def _run_trial(t, series, prog_i, prog_f, node_start, nodes, exit_targets, atr_slot, sq_index, square_offs,
                fill_at_close, commission, slippage, intraday, capital, open_, high, low, close, day, ts,
-               closes, times, first_bar, entry, exit_, stack, stop_atr, equity, trades, diff, acc,
+               closes, times, first_bar, entry, exit_, stack, stop_atr, equity, trades, spans, acc,
                out_metrics, out_returns):
     n = close.shape[0]
     E = nodes.shape[1]
     X = exit_.shape[1]
-    for node in range(E + X):
-        s, e = node_start[t, node], node_start[t, node + 1]
-        if node < E:
-            _signals_nb(series, prog_i[t], prog_f[t], s, e, stack, entry, node, first_bar, n)
-        else:
-            _signals_nb(series, prog_i[t], prog_f[t], s, e, stack, exit_, node - E, first_bar, n)
     for e in range(E):
         if atr_slot[t, e] >= 0:
             stop_atr[:, e] = series[atr_slot[t, e]]
@@ -534,15 +620,25 @@ def _run_trial(t, series, prog_i, prog_f, node_start, nodes, exit_targets, atr_s
     acc[8] = -np.inf
     acc[9] = np.inf
     sq = square_offs[max(sq_index[t], 0)]
-    i = first_bar
-    while i < n:
-        k, i = run_nb(open_, high, low, close, day, sq, entry, exit_, exit_targets[t], nodes[t], stop_atr,
-                      fill_at_close[t], commission[t], slippage[t], intraday[t], equity, pos, book, ints, floats,
-                      trades, 0, i, n)
-        _fold_trades(trades, k, ts, acc, diff)
+    # Block by block: a block's signals are evaluated, then stepped, while its bars are in cache.
+    # (Bars before first_bar are never stepped: their signals are never read.)
+    for lo in range(first_bar, n, BLOCK):
+        hi = min(n, lo + BLOCK)
+        for node in range(E + X):
+            s, e = node_start[t, node], node_start[t, node + 1]
+            if node < E:
+                _signals_nb(series, prog_i[t], prog_f[t], s, e, stack, entry, node, lo, hi)
+            else:
+                _signals_nb(series, prog_i[t], prog_f[t], s, e, stack, exit_, node - E, lo, hi)
+        i = lo
+        while i < hi:
+            k, i = run_nb(open_, high, low, close, day, sq, entry, exit_, exit_targets[t], nodes[t], stop_atr,
+                          fill_at_close[t], commission[t], slippage[t], intraday[t], equity, pos, book, ints,
+                          floats, trades, 0, i, hi)
+            _fold_trades(trades, k, ts, acc, spans)
     k = close_all_nb(close, n - 1, EXIT_END_OF_DATA, commission[t], slippage[t], pos, book, ints, floats, trades)
     equity[n - 1] = floats[0]
-    _fold_trades(trades, k, ts, acc, diff)
+    _fold_trades(trades, k, ts, acc, spans)
     # daily closes
     D = closes.shape[0]
     curve = np.empty(D + 1)
@@ -553,15 +649,9 @@ def _run_trial(t, series, prog_i, prog_f, node_start, nodes, exit_targets, atr_s
     out = out_metrics[t]
     _curve_metrics(curve, times, out, out_returns[t])
     _trade_metrics(acc, out)
-    # exposure: bars from first_bar to the last close with a position open (diff reset as read)
-    held = 0
-    count = 0
+    # exposure: bars from first_bar to the last close with a position open
     end = closes[D - 1] + 1 if D else first_bar + 1
-    for b in range(n + 1):
-        held += diff[b]
-        diff[b] = 0
-        if first_bar <= b < end and held > 0:
-            count += 1
+    count = _held_bars(spans, int(acc[15]), first_bar, end)
     span = max(1, end - first_bar)
     out[19] = count / span * 100.0
     first_price = close[first_bar]
@@ -578,15 +668,15 @@ def _run_trial(t, series, prog_i, prog_f, node_start, nodes, exit_targets, atr_s
 @njit(cache=True, nogil=True, parallel=True)
 def sweep_nb(series, prog_i, prog_f, node_start, depth, nodes, exit_targets, atr_slot, sq_index, square_offs,
              fill_at_close, commission, slippage, intraday, capital, open_, high, low, close, day, ts, closes,
-             times, first_bar, lanes, entry, exit_, stack, stop_atr, equity, trades, diff, acc, out_metrics,
+             times, first_bar, lanes, entry, exit_, stack, stop_atr, equity, trades, spans, acc, out_metrics,
              out_returns):
     """Trials t = lane, lane + lanes, ... run on each lane's scratch (entry, exit_, stack, stop_atr,
-    equity, trades, diff, acc: one per lane)."""
+    equity, trades, spans, acc: one per lane)."""
     T = prog_i.shape[0]
     for lane in prange(lanes):
         for t in range(lane, T, lanes):
             _run_trial(t, series, prog_i, prog_f, node_start, nodes, exit_targets, atr_slot, sq_index,
                        square_offs, fill_at_close, commission, slippage, intraday, capital, open_, high, low,
                        close, day, ts, closes, times, first_bar, entry[lane], exit_[lane], stack[lane],
-                       stop_atr[lane], equity[lane], trades[lane], diff[lane], acc[lane], out_metrics,
+                       stop_atr[lane], equity[lane], trades[lane], spans[lane], acc[lane], out_metrics,
                        out_returns)
