@@ -111,6 +111,37 @@ class RunResult:
                                              st["losing_trades"].tolist())]
 
 
+def frame(plan: StrategyPlan, bars: Bars, settings: RunSettings, symbol: str = "") -> tuple[str, Bars, int]:
+    """The bars a run of `plan` reads: resampled to its timeframe, from the warm-up before the
+    start date to the end date. Returns (timeframe, bars, index of the first bar of the start
+    date). RunError when the range holds no trading day."""
+    symbol = symbol or bars.symbol
+    timeframe = settings.timeframe or plan.execution.timeframe
+    if timeframe and timeframe != bars.timeframe:
+        from .data import resample
+
+        bars = resample(bars, timeframe)
+    timeframe = timeframe or bars.timeframe
+    dates, starts = bars.day_bounds()
+    lo_day = day_int(settings.start) if settings.start else -(1 << 62)
+    hi_day = day_int(settings.end) if settings.end else (1 << 62)
+    if settings.start and settings.end and settings.start > settings.end:
+        raise RunError(f"start date {settings.start} is after end date {settings.end}")
+    d0 = int(np.searchsorted(dates, lo_day, side="left"))
+    d1 = int(np.searchsorted(dates, hi_day, side="right"))
+    if d0 >= d1:
+        first = day_str(dates[0]) if len(dates) else "-"
+        last = day_str(dates[-1]) if len(dates) else "-"
+        raise RunError(f"no trading days between {settings.start or 'the start'} and "
+                       f"{settings.end or 'the end'}: {symbol} has data from {first} to {last}")
+    first_bar, stop_bar = int(starts[d0]), int(starts[d1])
+    # Indicators are warmed up on history before the start date: enough bars for every
+    # look-back (x4, so EMA-style recursions have converged), rounded to whole days.
+    want = first_bar - 4 * plan.warmup_bars - 1
+    lo_bar = int(starts[max(0, int(np.searchsorted(starts, max(want, 0), side="right")) - 1)])
+    return timeframe, bars.slice(lo_bar, stop_bar), first_bar - lo_bar
+
+
 def _square_off_bars(bars: Bars, minute: float) -> np.ndarray:
     """First bar of each day at or after `minute` (exchange-local)."""
     at = bars.minute_of_day >= minute - 1e-9
@@ -137,32 +168,7 @@ class Backtest:
         if not 0 <= self.commission_pct < 100 or not 0 <= self.slippage_pct < 100:
             raise RunError("commission_pct and slippage_pct are percentages in [0, 100)")
 
-        timeframe = settings.timeframe or ex.timeframe
-        if timeframe and timeframe != bars.timeframe:
-            from .data import resample
-
-            bars = resample(bars, timeframe)
-        self.timeframe = timeframe or bars.timeframe
-
-        dates, starts = bars.day_bounds()
-        lo_day = day_int(settings.start) if settings.start else -(1 << 62)
-        hi_day = day_int(settings.end) if settings.end else (1 << 62)
-        if settings.start and settings.end and settings.start > settings.end:
-            raise RunError(f"start date {settings.start} is after end date {settings.end}")
-        d0 = int(np.searchsorted(dates, lo_day, side="left"))
-        d1 = int(np.searchsorted(dates, hi_day, side="right"))
-        if d0 >= d1:
-            first = day_str(dates[0]) if len(dates) else "-"
-            last = day_str(dates[-1]) if len(dates) else "-"
-            raise RunError(f"no trading days between {settings.start or 'the start'} and "
-                           f"{settings.end or 'the end'}: {self.symbol} has data from {first} to {last}")
-        first_bar, stop_bar = int(starts[d0]), int(starts[d1])
-        # Indicators are warmed up on history before the start date: enough bars for every
-        # look-back (x4, so EMA-style recursions have converged), rounded to whole days.
-        want = first_bar - 4 * plan.warmup_bars - 1
-        lo_bar = int(starts[max(0, int(np.searchsorted(starts, max(want, 0), side="right")) - 1)])
-        self.bars = bars.slice(lo_bar, stop_bar)
-        self.first_bar = first_bar - lo_bar
+        self.timeframe, self.bars, self.first_bar = frame(plan, bars, settings, self.symbol)
         self.day_dates, self.day_starts = self.bars.day_bounds()
         self.first_day = int(np.searchsorted(self.day_starts, self.first_bar))
         self.total_days = len(self.day_dates) - self.first_day

@@ -142,14 +142,21 @@ class DaskSession:
 
     def _scatter(self) -> "Future":
         # hash=False: a key of its own, so two sweeps never share (or release) each other's data.
-        future = self._client.scatter(self._context, broadcast=True, hash=False,
-                                      timeout=self._scatter_timeout)
+        # broadcast=True: every worker gets its copy now, from the scheduler and its peers.
+        try:
+            future = self._client.scatter(self._context, broadcast=True, hash=False,
+                                          timeout=self._scatter_timeout)
+        except TimeoutError as exc:
+            raise ExecutorError(f"the sweep's context could not be sent to a Dask worker within "
+                                f"{self._scatter_timeout:g} s (no workers?): {exc}") from exc
         self.scatters += 1
         return future
 
     def _context_ready(self) -> "Future":
         """The context's future, scattered again if the cluster lost it."""
         with self._lock:
+            if self._closed:
+                raise _Closed
             current = self._context_future
         if current is not None and current.status == "finished":
             return current
@@ -254,6 +261,8 @@ class DaskSession:
                 future.release()
                 fill()                        # keep the cluster busy while the caller works
                 yield chunk.key, results
+                if self._closed:
+                    return
                 fill()
         except _Closed:
             return

@@ -239,7 +239,12 @@ class Optimization:
 
         bars = catalog.load(c.symbol)  # UnknownDataset names the symbols there are
         settings = RunSettings(start=start, end=end)
-        windows = [_Window(0, SweepContext.build(base, bars, settings, c.symbol))]
+        options = None
+        if compile_strategy(base).has_legs:
+            from services.engine.options.runner import source_for
+
+            options = source_for(catalog, c.symbol)
+        windows = [_Window(0, SweepContext.build(base, bars, settings, c.symbol, options))]
         if c.HasField("walk_forward"):
             wf = c.walk_forward
             days = catalog.trading_days(c.symbol, start, end)
@@ -252,8 +257,10 @@ class Optimization:
                                          f"{MAX_WINDOWS}; use a larger step or test_days")])
             windows = []
             for w in plan:
-                train = SweepContext.build(base, bars, RunSettings(start=w.train[0], end=w.train[1]), c.symbol)
-                test = SweepContext.build(base, bars, RunSettings(start=w.test[0], end=w.test[1]), c.symbol)
+                train = SweepContext.build(base, bars, RunSettings(start=w.train[0], end=w.train[1]), c.symbol,
+                                           options)
+                test = SweepContext.build(base, bars, RunSettings(start=w.test[0], end=w.test[1]), c.symbol,
+                                          options)
                 windows.append(_Window(w.index + 1, train, test, (w.train[0].isoformat(), w.train[1].isoformat()),
                                        (w.test[0].isoformat(), w.test[1].isoformat())))
         first = windows[0].context

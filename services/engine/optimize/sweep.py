@@ -18,7 +18,7 @@ import numpy as np
 
 from hindsight.v1 import strategy_pb2
 
-from services.engine.core.backtest import Backtest, RunError, RunSettings, day_str
+from services.engine.core.backtest import Backtest, RunError, RunSettings, day_str, frame
 from services.engine.core.bars import Bars
 from services.engine.core.metrics import METRIC_FIELDS
 from services.engine.core.spec import SpecError, compile_strategy
@@ -62,11 +62,14 @@ class SweepContext:
               options=None) -> "SweepContext":
         """The context of trials varying `base` (which carries the sweep's warm-up). Raises
         RunError when the range has no data."""
-        bt = Backtest(compile_strategy(base), bars, settings, symbol or bars.symbol, options=options)
-        dates = [day_str(d) for d in bt.day_dates[bt.first_day:]]
-        # Only the bars the runs read (resampled, from the warm-up on): what a Backtest on them
-        # slices is this very range again, and it is all a Dask worker receives.
-        return cls(bars=bt.bars, symbol=bt.symbol, settings=settings, options=options, dates=dates)
+        symbol = symbol or bars.symbol
+        _, sliced, first_bar = frame(compile_strategy(base), bars, settings, symbol)
+        day_dates, day_starts = sliced.day_bounds()
+        first_day = int(np.searchsorted(day_starts, first_bar))
+        # Only the bars the runs read (resampled, from the warm-up on): a Backtest on them slices
+        # this very range again, and it is all a Dask worker receives.
+        return cls(bars=sliced, symbol=symbol, settings=settings, options=options,
+                   dates=[day_str(d) for d in day_dates[first_day:]])
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -106,16 +109,12 @@ class _Fast:
     each lane's scratch."""
 
     def __init__(self, context: SweepContext, plan):
-        from services.engine.core.backtest import Backtest
-
-        bt = Backtest(plan, context.bars, context.settings, context.symbol, options=context.options)
-        b = bt.bars
+        self.timeframe, b, self.first_bar = frame(plan, context.bars, context.settings, context.symbol)
         self.bars = b
-        self.timeframe = bt.timeframe
-        self.first_bar = bt.first_bar
-        starts = bt.day_starts
-        self.closes = np.ascontiguousarray(starts[bt.first_day + 1:] - 1, np.int64)
-        dates = bt.day_dates[bt.first_day:].astype(np.int64)
+        day_dates, starts = b.day_bounds()
+        first_day = int(np.searchsorted(starts, self.first_bar))
+        self.closes = np.ascontiguousarray(starts[first_day + 1:] - 1, np.int64)
+        dates = day_dates[first_day:].astype(np.int64)
         self.times = np.concatenate(([dates[0] - 1], dates)).astype(np.float64) if len(dates) else np.zeros(1)
         self.day = np.ascontiguousarray(b.day, np.int64)
         self.specs: dict[str, tuple[str, dict, str | None]] = {}
