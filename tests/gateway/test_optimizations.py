@@ -147,7 +147,7 @@ def _shape(r: httpx.Response, ident: str) -> tuple:
     return r.status_code, r.headers.get("content-type"), body
 
 
-def test_the_matrix_covers_every_route_with_an_id() -> None:
+async def test_the_matrix_covers_every_route_with_an_id() -> None:
     from services.gateway.app import default_services
     from services.gateway.bindings import compile_bindings
 

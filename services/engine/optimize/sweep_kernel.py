@@ -276,13 +276,13 @@ def _cmp_series(out, a, lo, b, ro, op, start, n):
         for i in range(start, n):
             x = a[i - lo]
             y = b[i - ro]
-            out[i] = x != y and x == x and y == y
+            out[i] = (x != y) & (x == x) & (y == y)
     elif op == 6:
         for i in range(start, n):
-            out[i] = a[i - lo - 1] < b[i - ro - 1] and a[i - lo] > b[i - ro]
+            out[i] = (a[i - lo - 1] < b[i - ro - 1]) & (a[i - lo] > b[i - ro])
     else:
         for i in range(start, n):
-            out[i] = a[i - lo - 1] > b[i - ro - 1] and a[i - lo] < b[i - ro]
+            out[i] = (a[i - lo - 1] > b[i - ro - 1]) & (a[i - lo] < b[i - ro])
 
 
 @njit(cache=True, nogil=True)
@@ -306,13 +306,13 @@ def _cmp_const(out, a, lo, c, op, start, n):
     elif op == 5:
         for i in range(start, n):
             x = a[i - lo]
-            out[i] = x != c and x == x and c == c
+            out[i] = (x != c) & (x == x) & (c == c)
     elif op == 6:
         for i in range(start, n):
-            out[i] = a[i - lo - 1] < c and a[i - lo] > c
+            out[i] = (a[i - lo - 1] < c) & (a[i - lo] > c)
     else:
         for i in range(start, n):
-            out[i] = a[i - lo - 1] > c and a[i - lo] < c
+            out[i] = (a[i - lo - 1] > c) & (a[i - lo] < c)
 
 
 @njit(cache=True, nogil=True)
@@ -383,10 +383,10 @@ def _signals_nb(series, prog_i, prog_f, start, stop, stack, out, col, lo, hi):
                 other = stack[c]
                 if code == AND:
                     for i in range(lo, hi):
-                        base[i] = base[i] and other[i]
+                        base[i] = base[i] & other[i]
                 else:
                     for i in range(lo, hi):
-                        base[i] = base[i] or other[i]
+                        base[i] = base[i] | other[i]
             sp -= k - 1
     res = stack[0]
     for i in range(lo, hi):
