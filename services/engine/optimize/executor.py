@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import CancelledError  # what a cancelled distributed.Future raises
@@ -341,10 +342,40 @@ class DaskExecutor:
 def _connect(address: str, timeout: float) -> "Client":
     from distributed import Client
 
+    _check_address(address, timeout)
     try:
         # set_as_default=False: the engine's own dask calls (if any) keep their scheduler.
         return Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
+        # The half-made Client is held by the traceback's frames: let it go (and close) now,
+        # while its event loop runs, rather than at some later garbage collection.
+        traceback.clear_frames(exc.__traceback__)
+        raise ExecutorError(f"cannot connect to the Dask scheduler at {address!r} within "
+                            f"{timeout:g} s: {exc}") from exc
+
+
+def _check_address(address: str, timeout: float) -> None:
+    """A malformed address, or a TCP one nobody listens on, found before a Client is made (it
+    would retry until its timeout, and a Client that never connected is not closed cleanly)."""
+    import socket
+
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import get_backend
+
+    try:
+        scheme, location = parse_address(address)   # tcp:// when no scheme is given
+        get_backend(scheme)
+        if scheme not in ("tcp", "tls"):
+            return
+        host, port = parse_host_port(location)
+        if not host:
+            raise ValueError("no host")
+    except ValueError as exc:
+        raise ExecutorError(f"{address!r} is not a Dask scheduler address "
+                            f"(tcp://host:port): {exc}") from exc
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
         raise ExecutorError(f"cannot connect to the Dask scheduler at {address!r} within "
                             f"{timeout:g} s: {exc}") from exc
 

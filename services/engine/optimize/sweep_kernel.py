@@ -44,7 +44,6 @@ OPS = {"<": 0, "<=": 1, ">": 2, ">=": 3, "==": 4, "!=": 5, "crosses_above": 6, "
 N_METRICS = len(METRIC_FIELDS)
 _M = {name: k for k, name in enumerate(METRIC_FIELDS)}
 TRADE_SCRATCH = 4096  # trade records a lane holds before folding them into its totals
-BLOCK = 16384         # bars evaluated and stepped at a time (their series stay in L2)
 _LOCK = threading.Lock()  # one parallel kernel at a time per process (numba's workqueue layer)
 
 
@@ -620,22 +619,20 @@ def _run_trial(t, series, prog_i, prog_f, node_start, nodes, exit_targets, atr_s
     acc[8] = -np.inf
     acc[9] = np.inf
     sq = square_offs[max(sq_index[t], 0)]
-    # Block by block: a block's signals are evaluated, then stepped, while its bars are in cache.
-    # (Bars before first_bar are never stepped: their signals are never read.)
-    for lo in range(first_bar, n, BLOCK):
-        hi = min(n, lo + BLOCK)
-        for node in range(E + X):
-            s, e = node_start[t, node], node_start[t, node + 1]
-            if node < E:
-                _signals_nb(series, prog_i[t], prog_f[t], s, e, stack, entry, node, lo, hi)
-            else:
-                _signals_nb(series, prog_i[t], prog_f[t], s, e, stack, exit_, node - E, lo, hi)
-        i = lo
-        while i < hi:
-            k, i = run_nb(open_, high, low, close, day, sq, entry, exit_, exit_targets[t], nodes[t], stop_atr,
-                          fill_at_close[t], commission[t], slippage[t], intraday[t], equity, pos, book, ints,
-                          floats, trades, 0, i, hi)
-            _fold_trades(trades, k, ts, acc, spans)
+    # Every signal first (bars before first_bar are never stepped, their signals never read),
+    # then the kernel. (Interleaving them block by block was measured 25 % slower.)
+    for node in range(E + X):
+        s, e = node_start[t, node], node_start[t, node + 1]
+        if node < E:
+            _signals_nb(series, prog_i[t], prog_f[t], s, e, stack, entry, node, first_bar, n)
+        else:
+            _signals_nb(series, prog_i[t], prog_f[t], s, e, stack, exit_, node - E, first_bar, n)
+    i = first_bar
+    while i < n:
+        k, i = run_nb(open_, high, low, close, day, sq, entry, exit_, exit_targets[t], nodes[t], stop_atr,
+                      fill_at_close[t], commission[t], slippage[t], intraday[t], equity, pos, book, ints,
+                      floats, trades, 0, i, n)
+        _fold_trades(trades, k, ts, acc, spans)
     k = close_all_nb(close, n - 1, EXIT_END_OF_DATA, commission[t], slippage[t], pos, book, ints, floats, trades)
     equity[n - 1] = floats[0]
     _fold_trades(trades, k, ts, acc, spans)
