@@ -587,7 +587,8 @@ class _Progress:
 
 
 class _SweepOutcome:
-    """The trials of one sweep: best so far, top-K, front, and the overfitting statistics."""
+    """The trials of one sweep: best so far, top-K, front, and the overfitting statistics.
+    Each distinct parameter set counts once (a repeat is recorded, but judged as its first)."""
 
     def __init__(self, opt: Optimization, window: int):
         self.opt = opt
@@ -595,55 +596,51 @@ class _SweepOutcome:
         self.trials: list[_Scored] = []
         self.returns: dict[int, np.ndarray] = {}
         self.signs = [1.0 if d == "maximize" else -1.0 for _, d in opt.objectives]
-        self._best_key: tuple = ()
+        self._seen: set[tuple] = set()
+        self._distinct: list[_Scored] = []
+        self._best: _Scored | None = None           # one objective
+        self._front: list[_Scored] = []             # several
 
     def add(self, t: _Scored, daily_returns: np.ndarray | None, repeat: bool = False) -> bool:
         """Record a trial; True when the best (or the front) changed."""
         self.trials.append(t)
         if daily_returns is not None and not repeat:
             self.returns[t.number] = daily_returns
+        key = tuple(sorted(t.values.items()))
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        self._distinct.append(t)
         if not t.feasible:
             return False
-        key = tuple(sorted(x.number for x in self.best()))
-        changed = key != self._best_key
-        self._best_key = key
-        return changed
+        score = self._score(t)
+        if len(self.signs) == 1:
+            if self._best is None or score[0] > self._score(self._best)[0]:
+                self._best = t
+                return True
+            return False
+        if any(_dominates(self._score(f), score) or self._score(f) == score for f in self._front):
+            return False
+        self._front = [f for f in self._front if not _dominates(score, self._score(f))] + [t]
+        return True
 
     def _score(self, t: _Scored) -> tuple:
         return tuple(s * v for s, v in zip(self.signs, t.objectives))
 
-    def _firsts(self) -> list[_Scored]:
-        """Each distinct parameter set once (repeats dropped), feasible ones."""
-        seen, out = set(), []
-        for t in self.trials:
-            key = tuple(sorted(t.values.items(), key=lambda kv: kv[0]))
-            if t.feasible and key not in seen:
-                seen.add(key)
-                out.append(t)
-        return out
-
     def best(self) -> list[_Scored]:
         if len(self.signs) == 1:
-            top = self.top(1)
-            return top
+            return [self._best] if self._best is not None else []
         return self.front()
 
     def top(self, k: int) -> list[_Scored]:
-        return sorted(self._firsts(), key=lambda t: (-self._score(t)[0], t.number))[:k]
+        feasible = [t for t in self._distinct if t.feasible]
+        return sorted(feasible, key=lambda t: (-self._score(t)[0], t.number))[:k]
 
     def front(self) -> list[_Scored]:
-        if len(self.signs) < 2:
-            return []
-        cands = self._firsts()
-        scores = [self._score(t) for t in cands]
-        out = []
-        for i, t in enumerate(cands):
-            a = scores[i]
-            dominated = any(all(x >= y for x, y in zip(b, a)) and any(x > y for x, y in zip(b, a))
-                            for j, b in enumerate(scores) if j != i)
-            if not dominated:
-                out.append(t)
-        return sorted(out, key=lambda t: (-self._score(t)[0], t.number))
+        return sorted(self._front, key=lambda t: (-self._score(t)[0], t.number)) if len(self.signs) > 1 else []
+
+    def _unique(self) -> list[_Scored]:
+        return self._distinct
 
     def overfitting(self) -> opb.OverfittingReport:
         """DSR of the winner among the distinct trials, and PBO by CSCV over their daily returns."""
@@ -673,14 +670,11 @@ class _SweepOutcome:
         rep.reading = _reading(rep)
         return rep
 
-    def _unique(self) -> list[_Scored]:
-        seen, out = set(), []
-        for t in self.trials:
-            key = tuple(sorted(t.values.items(), key=lambda kv: kv[0]))
-            if key not in seen:
-                seen.add(key)
-                out.append(t)
-        return out
+
+
+def _dominates(a: tuple, b: tuple) -> bool:
+    """a is at least as good everywhere and better somewhere (scores signed: larger is better)."""
+    return all(x >= y for x, y in zip(a, b)) and any(x > y for x, y in zip(a, b))
 
 
 def _reading(rep: opb.OverfittingReport) -> str:
