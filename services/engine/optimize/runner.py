@@ -269,6 +269,10 @@ class Optimization:
                    executor=executor or EmbeddedExecutor(), first_date=first.first_day,
                    last_date=(windows[-1].test or windows[-1].context).last_day, _grid=grid)
 
+    def __repr__(self) -> str:
+        return (f"Optimization({self.config.method}, {self.config.symbol}, {self.total_trials} trials, "
+                f"{len(self.windows)} window(s))")
+
     @property
     def total_trials(self) -> int:
         return self.trials_per_window * len(self.windows)
