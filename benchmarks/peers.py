@@ -24,3 +24,12 @@ def backtesting_sma_cross():
                 self.sell()
 
     return SmaCross
+
+
+
+def backtesting_sma_cross_params():
+    """SmaCross with its periods as class parameters, for `Backtest.optimize` (a module-level
+    class: backtesting.py pickles it to its worker processes)."""
+    from benchmarks.peer_smacross import SmaCross
+
+    return SmaCross

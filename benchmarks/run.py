@@ -23,7 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 STRATEGIES = REPO / "examples" / "strategies"
-SECTIONS = ("kernel", "memory", "perbar", "cli", "output", "service", "gateway", "load", "dashboard", "options")
+SECTIONS = ("kernel", "memory", "perbar", "cli", "output", "service", "gateway", "load", "dashboard", "options",
+            "optimize")
 
 
 def _peak_mb() -> float:
@@ -355,6 +356,14 @@ def section_dashboard(args) -> dict:
     return out
 
 
+def section_optimize(args) -> dict:
+    from benchmarks.optimize_bench import run
+
+    out = run(_data_dir(), quick=args.quick)
+    out["peak_mb"] = _peak_mb()
+    return out
+
+
 def section_options(args) -> dict:
     from benchmarks.options_bench import run
 
@@ -366,6 +375,12 @@ def section_options(args) -> dict:
 # --- driver -----------------------------------------------------------------------------------
 
 TARGETS = [
+    ("optimize", "grid10k_s", "<=", 45, "optimizer: 10,000 SMA pairs over all of SIM-NIFTY (923 k bars), s"),
+    ("optimize", "mbar_steps_per_s_per_core", ">=", 100, "  the same, M bar-steps/s per core"),
+    ("optimize", "peak_mb", "<=", 2048, "  peak memory of the optimize section, MiB"),
+    ("optimize", "vectorbt_speedup", ">=", 10, "optimizer vs vectorbt parameter broadcasting, 1,000 pairs (x)"),
+    ("optimize", "backtesting_py_speedup", ">=", 100, "optimizer vs backtesting.py optimize, 100 pairs daily (x)"),
+    ("optimize", "same_winners", "==", 1, "  the same winners as both peers (1 = yes)"),
     ("kernel", "shipped_mbars_per_s", ">=", 100, "trading kernel alone, M bars/s (SIM-NIFTY, sma_cross.json as shipped)"),
     ("kernel", "no_fees_mbars_per_s", ">=", 100, "trading kernel alone, M bars/s (same, no fees: ~50k trades)"),
     ("memory", "speedup", ">=", 5, "in memory vs vectorbt (indicators, signals, kernel, trades+diagnostics, metrics)"),
