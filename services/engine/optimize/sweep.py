@@ -280,3 +280,16 @@ def _register(c, fast: _Fast) -> None:
 
 def _sources(keys: list[str], fast: _Fast) -> set[str]:
     return set()
+
+
+def warmup(bars) -> None:
+    """Load (or compile) the sweep kernel for the common shapes on a few days of `bars`, so
+    that an optimization's first trial does not wait for it."""
+    from services.engine.core.spec import parse_strategy_json
+
+    from .sweep_kernel import warmup_strategies
+
+    small = bars.slice(max(0, len(bars) - 2_000), len(bars))
+    for text in warmup_strategies():
+        strategy = parse_strategy_json(text)
+        evaluate(SweepContext.build(strategy, small, RunSettings()), [strategy, strategy])

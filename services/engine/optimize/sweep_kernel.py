@@ -715,3 +715,21 @@ def sweep_nb(series, prog_i, prog_f, node_start, depth, nodes, exit_targets, atr
                        close, day, ts, closes, times, first_bar, entry[lane], exit_[lane], stack[lane],
                        stop_atr[lane], equity[lane], trades[lane], spans[lane], acc[lane], out_metrics,
                        out_returns)
+
+
+def warmup_strategies() -> list[str]:
+    """Strategies (JSON) whose shapes cover the kernel's specializations: a crossover pair, and
+    one entry with a composite condition, an exit, stops and square-off."""
+    cross = ('{"indicators": [{"id": "f", "kind": "sma", "source": "close", "period": 5},'
+             '{"id": "s", "kind": "sma", "source": "close", "period": 20}],'
+             '"entries": [{"id": "l", "side": "buy", "quantity": {"equity_pct": 100}, "reverse": true,'
+             '"when": {"lhs": {"indicator": "f"}, "op": "crosses_above", "rhs": {"indicator": "s"}}},'
+             '{"id": "h", "side": "sell", "quantity": {"equity_pct": 100}, "reverse": true,'
+             '"when": {"lhs": {"indicator": "f"}, "op": "crosses_below", "rhs": {"indicator": "s"}}}]}')
+    mixed = ('{"indicators": [{"id": "r", "kind": "rsi", "source": "close", "period": 14}],'
+             '"entries": [{"id": "l", "side": "buy", "quantity": {"units": 1}, "stop_loss": {"pct": 1},'
+             '"when": {"all": [{"lhs": {"indicator": "r"}, "op": "<", "rhs": {"value": 30}},'
+             '{"not": {"lhs": {"field": "close"}, "op": ">", "rhs": {"field": "open", "offset": 1}}}]}}],'
+             '"exits": [{"id": "x", "closes": ["l"], "when": {"lhs": {"indicator": "r"}, "op": ">", "rhs": {"value": 60}}}],'
+             '"session": {"square_off_time": "15:15", "timezone": "Asia/Kolkata"}}')
+    return [cross, mixed]
