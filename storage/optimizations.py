@@ -296,7 +296,8 @@ class OptimizationStore:
         return self.index.find_by_request(owner, request_id)
 
     def list(self, *, strategy_id: str | None = None, status: str | None = None, page_size: int = DEFAULT_PAGE_SIZE,
-             page_token: str | None = None, owner: str | None = None) -> tuple[builtins.list[OptimizationRecord], str | None]:
+             page_token: str | None = None,
+             owner: str | None = None) -> tuple[builtins.list[OptimizationRecord], str | None]:
         return self.index.list(strategy_id, status, page_size, page_token, owner)
 
     def token_after(self, record: OptimizationRecord, *, strategy_id: str | None = None, status: str | None = None,

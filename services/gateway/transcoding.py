@@ -218,9 +218,12 @@ def check_body(desc: Descriptor, data: dict[str, Any], path: str = "") -> None:
     Unknown fields, wrong JSON types for strings and booleans, null inside repeated fields and
     maps, duplicate oneof members and the well-known types' own forms are json_format's to
     refuse; so is everything in a field this does not know."""
-    for key, value in data.items():
+    for key, value in list(data.items()):
         field = _find_field(desc, key) if isinstance(key, str) else None
         if field is None or value is None:  # proto3 JSON: null is the field's default value
+            if value is None and field is not None and field.is_repeated and _is_value(field):
+                # json_format would set null_value on the list itself (AttributeError): null is [].
+                del data[key]
             continue
         where = f"{path}.{field.name}" if path else field.name
         if _is_map(field):
@@ -461,6 +464,10 @@ def _convert(field: FieldDescriptor, raw: str, source: str) -> Any:
 
 def _message_class(field: FieldDescriptor) -> type[Message]:
     return cast(type[Message], GetMessageClass(field.message_type))
+
+
+def _is_value(field: FieldDescriptor) -> bool:
+    return field.message_type is not None and field.message_type.full_name == "google.protobuf.Value"
 
 
 def _is_leaf_message(field: FieldDescriptor) -> bool:

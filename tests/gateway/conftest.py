@@ -404,8 +404,9 @@ async def engine() -> AsyncIterator[EngineHandle]:
     server.add_generic_rpc_handlers((echo_handler(fake),))
     checker = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
-    # The fake serves BacktestService only; OptimizationService (also in default_services)
-    # reports healthy so that readiness checks every service's health as against the engine.
+    # /readyz asks for every default service's health: the fake says OptimizationService is
+    # serving too (it serves none of its methods; tests/gateway/test_optimizations.py uses the
+    # real engine).
     for name in (SERVICE, OPTIMIZATION_SERVICE, ECHO_SERVICE):
         await checker.set(name, health_pb2.HealthCheckResponse.SERVING)
     port = server.add_insecure_port("127.0.0.1:0")

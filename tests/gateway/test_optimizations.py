@@ -121,13 +121,18 @@ async def test_get_list_and_the_zip(stack: dict[str, Any]) -> None:
 
 
 async def test_bad_requests_are_400_with_field_violations(stack: dict[str, Any]) -> None:
-    body = request_body()
-    body["config"]["space"]["parameters"][0]["path"] = "indicators[7].period"
+    unknown = request_body()
+    unknown["config"]["space"]["parameters"][0]["path"] = "indicators[7].period"
+    # null for a list of google.protobuf.Value is an empty list (json_format alone fails on it).
+    no_choices = request_body()
+    no_choices["config"]["space"]["parameters"][0] = {"name": "fast", "path": "indicators[0].period",
+                                                      "choices": {"values": None}}
     async with httpx.AsyncClient(base_url=stack["base"], timeout=60) as c:
-        r = await c.post("/api/v1/optimizations", headers=stack["keys"]["alice"], json=body)
-    assert r.status_code == 400, r.text
-    fields = [v["field"] for d in r.json()["details"] for v in d.get("field_violations", [])]
-    assert fields == ["config.space.parameters[0].path"]
+        for body, field in ((unknown, "config.space.parameters[0].path"),
+                            (no_choices, "config.space.parameters[0].choices.values")):
+            r = await c.post("/api/v1/optimizations", headers=stack["keys"]["alice"], json=body)
+            assert r.status_code == 400, r.text
+            assert [v["field"] for d in r.json()["details"] for v in d.get("field_violations", [])] == [field]
 
 
 ROUTES = [

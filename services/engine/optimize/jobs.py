@@ -118,6 +118,8 @@ class OptJob:
             self.progress = event.trial_completed.progress
         elif kind == "window_completed" and event.window_completed.HasField("progress"):
             self.progress = event.window_completed.progress
+        elif kind in ("optimization_completed", "optimization_cancelled"):
+            self.progress = getattr(event, kind).progress
         elif kind == "best_updated":
             self.best = list(event.best_updated.best)
 
@@ -182,7 +184,8 @@ class OptimizationManager:
                                 f"{self.limits.max_queued}); retry when some have finished")
             oid = new_optimization_id()
             now = time.time()
-            progress = opb.OptimizationProgress(total_trials=prepared.total_trials, total_windows=prepared.total_windows)
+            progress = opb.OptimizationProgress(total_trials=prepared.total_trials,
+                                                total_windows=prepared.total_windows)
             job = OptJob(oid, owner, strategy_id, config, now, prepared, progress)
             self.store.create(OptimizationRecord(
                 optimization_id=oid, strategy_id=strategy_id, owner=owner, created_at=now, request_id=request_id,
@@ -290,7 +293,7 @@ class OptimizationManager:
         if opt is None:
             try:
                 opt = Optimization.prepare(job.config, self.catalog, executor=self.executor())
-            except ValueError as exc:  # SpecError, RunError, ...: the engine or the data changed
+            except (ValueError, KeyError) as exc:  # SpecError, RunError, UnknownDataset: the engine or data changed
                 self._fail(job, RESTARTED, f"the engine restarted and could not continue this optimization: {exc}")
                 return
             job.prepared = opt
@@ -298,8 +301,6 @@ class OptimizationManager:
         self.store.update(oid, status=RUNNING, started_at=job.started_at)
         if not recorded:
             self._append(job, event_log, [opb.OptimizationEvent(optimization_started=opt.started())])
-        elif recorded[0].WhichOneof("event") == "optimization_started":
-            log.info("optimization %s continues: %d events in its log", oid, len(recorded))
 
         outcome = opt.run(lambda events: self._append(job, event_log, events),
                           state_dir=self.store.folder(job.owner, oid),
@@ -376,8 +377,8 @@ class OptimizationManager:
         try:
             if self.settings.fsync:
                 event_log.sync()
-            self.store.update(oid, last_event_id=event_log.last_id, top=opb.BestUpdated(best=job.best).SerializeToString(),
-                              **_progress_columns(job.progress))
+            self.store.update(oid, last_event_id=event_log.last_id,
+                              top=opb.BestUpdated(best=job.best).SerializeToString(), **_progress_columns(job.progress))
             log.info("optimization %s stops with the engine after %d trials; the next engine continues it",
                      oid, job.progress.completed_trials)
         except (LogClosed, NotFound):

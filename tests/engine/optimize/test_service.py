@@ -21,6 +21,7 @@ from grpc_status import rpc_status
 from hindsight.v1 import optimization_pb2 as opb
 from hindsight.v1 import optimization_pb2_grpc as opb_grpc
 
+from services.engine.core.backtest import RunError
 from services.engine.optimize.jobs import OptimizationSettings
 from tests.engine.conftest import dump, kinds, strategy
 
@@ -40,13 +41,15 @@ def config(fast=(5, 15, 5), slow=(20, 40, 10), days=MONTH, **kw) -> opb.Optimiza
     return c
 
 
-# Hundreds of trials: still running when the test acts on it.
-LONG = dict(fast=(2, 31, 1), slow=(20, 58, 2))
+# Thousands of trials: still running when a test acts on it (cancel, delete, queue), never run
+# to the end; MEDIUM's hundreds are, after an engine restart.
+LONG = {"fast": (2, 61, 1), "slow": (20, 218, 2)}
+MEDIUM = {"fast": (2, 31, 1), "slow": (20, 58, 2)}
 
 
 def start(c: opb.OptimizationConfig | None = None, **kw) -> opb.StartOptimizationRequest:
-    return opb.StartOptimizationRequest(config=c if c is not None else config(), strategy_id=kw.pop("strategy_id", "sma"),
-                                        **kw)
+    return opb.StartOptimizationRequest(config=c if c is not None else config(),
+                                        strategy_id=kw.pop("strategy_id", "sma"), **kw)
 
 
 @pytest.fixture
@@ -223,6 +226,29 @@ async def test_delete_removes_it_running_or_ended(stub, engine, settings):
     assert not (await stub.ListOptimizations(opb.ListOptimizationsRequest())).optimizations
 
 
+@pytest.mark.parametrize("error,code", [(RunError("the bars ran out"), "RUN_ERROR"),
+                                        (RuntimeError("a bug"), "INTERNAL")])
+async def test_a_run_that_raises_ends_failed(stub, monkeypatch, error, code):
+    from services.engine.optimize.runner import Optimization
+
+    def run(self, emit, **kw):
+        raise error
+
+    monkeypatch.setattr(Optimization, "run", run)
+    oid = (await stub.StartOptimization(start())).optimization_id
+    events = await collect(stub, oid)
+    assert kinds(events) == ["optimization_started", "optimization_failed"]
+    failed = events[-1].optimization_failed
+    assert failed.error_code == code
+    if code == "RUN_ERROR":
+        assert failed.error_message == "the bars ran out"
+    else:  # the details are in the engine's log, not sent to the caller
+        assert "a bug" not in failed.error_message and "internal error" in failed.error_message
+    got = await stub.GetOptimization(opb.GetOptimizationRequest(optimization_id=oid))
+    assert got.status == opb.OPTIMIZATION_STATUS_FAILED and got.error_code == code
+    assert got.error_message == failed.error_message and not got.HasField("result")
+
+
 def _unknown_path(c):
     c.space.parameters[0].path = "indicators[5].period"
 
@@ -281,7 +307,8 @@ async def test_bad_requests_name_the_field(stub, change, field):
 async def test_missing_parts_name_the_field(stub):
     for request, fields in [
         (opb.StartOptimizationRequest(), ["config"]),
-        (opb.StartOptimizationRequest(config=opb.OptimizationConfig(method="grid")), ["config.strategy", "config.symbol"]),
+        (opb.StartOptimizationRequest(config=opb.OptimizationConfig(method="grid")),
+         ["config.strategy", "config.symbol"]),
         (start(strategy_id="x" * 201), ["strategy_id"]),
     ]:
         err = await failure(stub.StartOptimization(request))
@@ -300,6 +327,23 @@ async def test_health_and_reflection_name_the_service(engine):
             iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
         names = [s.name async for r in call for s in r.list_services_response.service]
         assert "hindsight.v1.OptimizationService" in names
+
+
+async def test_ttl_cleanup_removes_ended_optimizations_only(stub, engine, settings):
+    import time
+
+    ended = (await stub.StartOptimization(start())).optimization_id
+    await collect(stub, ended)
+    running = (await stub.StartOptimization(start(config(**LONG)))).optimization_id
+    await until_trials(stub, running, 1)
+    folders = settings.store_root / "users" / "local" / "optimizations"
+    (folders / "opt_orphan").mkdir()
+    removed = await asyncio.to_thread(engine.optimizations.store.cleanup, time.time() + settings.ttl_seconds + 60)
+    assert removed == [ended]
+    assert sorted(p.name for p in folders.iterdir()) == [running]
+    err = await failure(stub.GetOptimization(opb.GetOptimizationRequest(optimization_id=ended)))
+    assert err.code() == grpc.StatusCode.NOT_FOUND
+    await stub.CancelOptimization(opb.CancelOptimizationRequest(optimization_id=running))
 
 
 # --- users ------------------------------------------------------------------------------------
@@ -371,24 +415,27 @@ async def test_queued_optimizations_per_user_are_capped(tokens, settings):
 
 async def test_an_engine_restart_continues_the_sweep(settings):
     from services.engine.server import create_server
+    from storage.optimizations import OptimizationStore
 
     eng = await create_server(settings, "127.0.0.1:0")
     await eng.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{eng.port}") as channel:
             stub = opb_grpc.OptimizationServiceStub(channel)
-            oid = (await stub.StartOptimization(start(config(**LONG)))).optimization_id
+            oid = (await stub.StartOptimization(start(config(**MEDIUM)))).optimization_id
             before = await until_trials(stub, oid, 3)
     finally:
         await eng.stop(0.2)  # suspends it between chunks of trials
+    store = OptimizationStore(settings.store_root, settings.ttl_seconds, fsync=False)
+    suspended = store.get(oid)
+    store.close()
+    assert suspended.status == "running" and 3 <= suspended.completed_trials < suspended.total_trials
 
     eng = await create_server(settings, "127.0.0.1:0")
     await eng.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{eng.port}") as channel:
             stub = opb_grpc.OptimizationServiceStub(channel)
-            middle = await stub.GetOptimization(opb.GetOptimizationRequest(optimization_id=oid))
-            assert middle.status == opb.OPTIMIZATION_STATUS_RUNNING
             rest = await collect(stub, oid, after=before[-1].event_id)
             full = await collect(stub, oid)
     finally:
@@ -401,6 +448,47 @@ async def test_an_engine_restart_continues_the_sweep(settings):
     total = full[0].optimization_started.total_trials
     assert len(numbers) == len(set(numbers)) == total > len(trial_numbers(before))
     assert full[-1].optimization_completed.progress.completed_trials == total
+
+
+async def test_a_restart_closes_what_ended_or_was_cancelled_meanwhile(settings):
+    """An engine that died after a terminal event reached the log but not the index, and one
+    that died after a cancel was recorded but before the run stopped."""
+    from services.engine.server import create_server
+    from storage.optimizations import OptimizationStore
+
+    eng = await create_server(settings, "127.0.0.1:0")
+    await eng.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{eng.port}") as channel:
+            stub = opb_grpc.OptimizationServiceStub(channel)
+            ended = (await stub.StartOptimization(start())).optimization_id
+            ended_events = await collect(stub, ended)
+            cut = (await stub.StartOptimization(start(config(**LONG)))).optimization_id
+            await until_trials(stub, cut, 2)
+    finally:
+        await eng.stop(0.2)
+    store = OptimizationStore(settings.store_root, settings.ttl_seconds, fsync=False)
+    store.update(ended, status="running", finished_at=None, last_event_id=3)
+    store.write_cancel_request(cut, "cancelled just before the engine stopped")
+    store.close()
+
+    eng = await create_server(settings, "127.0.0.1:0")
+    await eng.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{eng.port}") as channel:
+            stub = opb_grpc.OptimizationServiceStub(channel)
+            got = await stub.GetOptimization(opb.GetOptimizationRequest(optimization_id=ended))
+            assert got.status == opb.OPTIMIZATION_STATUS_COMPLETED and got.last_event_id == len(ended_events)
+            assert got.result == ended_events[-1].optimization_completed.result
+            assert dump(await collect(stub, ended)) == dump(ended_events)
+            got = await stub.GetOptimization(opb.GetOptimizationRequest(optimization_id=cut))
+            assert got.status == opb.OPTIMIZATION_STATUS_CANCELLED
+            events = await collect(stub, cut)
+    finally:
+        await eng.stop(0.2)
+    assert kinds(events).count("optimization_started") == 1
+    assert events[-1].optimization_cancelled.reason == "cancelled just before the engine stopped"
+    assert events[-1].optimization_cancelled.progress.completed_trials == len(trial_numbers(events))
 
 
 # --- the ZIP ----------------------------------------------------------------------------------
@@ -448,7 +536,8 @@ async def test_a_walk_forward_zip_has_its_report(stub):
     started = await stub.StartOptimization(start(c))
     events = await collect(stub, started.optimization_id)
     windows = [e.window_completed.window for e in events if e.HasField("window_completed")]
-    assert kinds(events)[-1] == "optimization_completed" and len(windows) == events[0].optimization_started.total_windows
+    assert kinds(events)[-1] == "optimization_completed"
+    assert len(windows) == events[0].optimization_started.total_windows > 1
     zf = await download(stub, started.optimization_id)
     assert "walk_forward.json" in zf.namelist()
     report = json.loads(zf.read("walk_forward.json"))
