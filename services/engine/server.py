@@ -257,6 +257,9 @@ def warm_up(catalog: Catalog) -> float:
     last = date.fromisoformat(day_str(bars.day_bounds()[0][-1]))
     Backtest(plan, bars, RunSettings(start=last, end=last), options=source_for(catalog, "SIM-NIFTY")).run(
         on_day=lambda day: None)
+    from services.engine.optimize.sweep import warmup as sweep_warmup
+
+    sweep_warmup(bars)
     return time.perf_counter() - t0
 
 
