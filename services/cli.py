@@ -212,7 +212,9 @@ _OPT_FLAGS = (
 # Columns of the top-K table beside the objectives.
 _KEY_METRICS = (("total_return_pct", "return %"), ("sharpe", "sharpe"), ("max_drawdown_pct", "max DD %"),
                 ("total_trades", "trades"))
-_FILTER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|==|=|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+_FILTER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|==|=|>|<)\s*"
+                     r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+_COUNT_METRICS = frozenset({"total_trades", "max_consecutive_wins", "max_consecutive_losses"})
 _DIRECTION = {"max": "maximize", "maximize": "maximize", "min": "minimize", "minimize": "minimize"}
 
 
@@ -236,7 +238,7 @@ class _OptProblems:
             return  # said already: its file could not be read
         flag = ""
         for prefix, name in _OPT_FLAGS:
-            if path == prefix or path.startswith(prefix + ".") or path.startswith(prefix + "["):
+            if path == prefix or path.startswith((prefix + ".", prefix + "[")):
                 flag = name
                 break
         index = re.match(r"config\.(objectives|filters)\[(\d+)\]", path)
@@ -247,7 +249,7 @@ class _OptProblems:
                 flag = f"{flag} {given[k]}"
         elif flag in ("--strategy", "--space", "--data"):
             flag = f"{flag} {getattr(self.args, flag[2:])}"
-        shown = path[len("config."):] if path.startswith("config.") else path
+        shown = path.removeprefix("config.")
         self.add(shown, flag, problem.description)
 
     def report(self) -> None:
@@ -278,7 +280,8 @@ class _FileCatalog:
         from services.engine.core.calendar import day_date
 
         dates, _ = self.load(symbol).day_bounds()
-        return [d for d in (day_date(int(n)) for n in dates) if (start is None or d >= start) and (end is None or d <= end)]
+        days = (day_date(int(n)) for n in dates)
+        return [d for d in days if (start is None or d >= start) and (end is None or d <= end)]
 
 
 def _optimization_config(args: argparse.Namespace, problems: _OptProblems):
@@ -289,6 +292,7 @@ def _optimization_config(args: argparse.Namespace, problems: _OptProblems):
     from google.protobuf import json_format
 
     from hindsight.v1 import optimization_pb2 as opb
+
     from services.engine.core.spec import SpecError, compile_strategy, parse_strategy_json
 
     config = opb.OptimizationConfig(method=args.method)
@@ -318,7 +322,8 @@ def _optimization_config(args: argparse.Namespace, problems: _OptProblems):
     for text in args.objective or []:
         metric, _, direction = text.partition(":")
         problems.objective_args.append(text)
-        config.objectives.add(metric=metric.strip(), direction=_DIRECTION.get(direction.strip().lower(), direction.strip()))
+        direction = direction.strip()
+        config.objectives.add(metric=metric.strip(), direction=_DIRECTION.get(direction.lower(), direction))
     for text in args.filter or []:
         m = _FILTER.match(text)
         if not m:
@@ -459,7 +464,8 @@ class _SweepProgress:
 
     def close(self) -> None:
         if self.tty and self.shown:
-            self._draw(time.perf_counter())
+            if self.drawn_done != self.done:
+                self._draw(time.perf_counter())
             sys.stderr.write("\n")
             sys.stderr.flush()
 
@@ -540,7 +546,8 @@ def _print_top(trials, names: list[str], objectives: list[tuple[str, str]], fron
         values = _plain_values(t.parameters)
         row = [str(rank) + ("*" if t.number in front else ""), str(t.number)]
         row += [_fmt_param(values.get(n, "")) for n in names]
-        row += [_fmt_cell(v, 3) for v in t.objective_values]
+        row += [_fmt_cell(int(v) if m in _COUNT_METRICS and math.isfinite(v) else v, 3)
+                for v, (m, _) in zip(t.objective_values, objectives)]
         row += [_fmt_cell(getattr(t.metrics, m)) for m, _ in extra]
         rows.append(row)
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
@@ -714,13 +721,13 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     elif not opt.walk_forward:
         print("\nNo feasible trial: every one was rejected by a filter or had no result.", file=out)
     if result is not None and not opt.walk_forward:
-        print("", file=out)
+        print(file=out)
         _print_overfitting(result.overfitting, out)
     if opt.walk_forward:
         from hindsight.v1 import optimization_pb2 as opb
 
         wf = result.walk_forward if result is not None else opb.WalkForwardReport(windows=collected.windows)
-        print("", file=out)
+        print(file=out)
         _print_walk_forward(wf, names, out)
         for w in wf.windows:
             if w.overfitting.reading:

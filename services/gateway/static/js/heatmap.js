@@ -9,7 +9,7 @@ import { fmtNum } from './dom.js';
 
 const css = getComputedStyle(document.documentElement);
 const color = (name) => css.getPropertyValue(name).trim();
-const MAX_CATEGORIES = 60; // a range with more grid values than this is binned
+const MAX_CATEGORIES = 120; // a range with more grid values than this is binned
 const BINS = 40;
 const PAD = { left: 52, right: 10, top: 8, bottom: 34 };
 
@@ -49,14 +49,20 @@ export function axisOf(p) {
   return { name: p.name, labels, index: (v) => Math.min(BINS - 1, Math.max(0, Math.floor(((f(Number(v)) - a) / span) * BINS))) };
 }
 
-// red (worst) → grey → green (best), t in [0, 1]
-function heat(t) {
+// red (worst) → grey → green (best): PALETTE[round(t * 100)] for t in [0, 1], as [r, g, b] and CSS.
+const PALETTE = Array.from({ length: 101 }, (_, k) => {
+  const t = k / 100;
   const lo = [229, 72, 77];
   const mid = [58, 68, 82];
   const hi = [38, 166, 91];
   const [a, b, u] = t < 0.5 ? [lo, mid, t * 2] : [mid, hi, (t - 0.5) * 2];
-  return `rgb(${a.map((x, i) => Math.round(x + (b[i] - x) * u)).join(',')})`;
-}
+  const rgb = a.map((x, i) => Math.round(x + (b[i] - x) * u));
+  return { rgb, css: `rgb(${rgb.join(',')})` };
+});
+const EMPTY = { rgb: [15, 20, 27], css: '#0f141b' };
+const INFEASIBLE = { rgb: [42, 51, 65], css: '#2a3341' };
+// Above this many cells the map is painted one pixel per cell into an image, then scaled up.
+const PIXEL_CELLS = 1600;
 
 function setup(canvas, height) {
   const dpr = window.devicePixelRatio || 1;
@@ -162,20 +168,56 @@ export class Heatmap {
     const w = (width - PAD.left - PAD.right) / nx;
     const h = (height - PAD.top - PAD.bottom) / ny;
     this.geometry = { w, h, nx, ny };
-    ctx.fillStyle = '#0f141b';
+    ctx.fillStyle = EMPTY.css;
     ctx.fillRect(PAD.left, PAD.top, w * nx, h * ny);
     const span = this.max - this.min;
-    for (const [key, cell] of this.cells) {
-      const i = key % nx;
-      const j = Math.floor(key / nx);
-      const px = PAD.left + i * w;
-      const py = PAD.top + (ny - 1 - j) * h;
-      if (Number.isFinite(cell.value)) {
-        let t = span > 0 ? (cell.value - this.min) / span : 0.5;
-        if (this.sign < 0) t = 1 - t;
-        ctx.fillStyle = heat(t);
-      } else ctx.fillStyle = '#2a3341';
-      ctx.fillRect(px + 0.5, py + 0.5, Math.max(1, w - 1), Math.max(1, h - 1));
+    const colour = (cell) => {
+      if (!Number.isFinite(cell.value)) return INFEASIBLE;
+      let t = span > 0 ? (cell.value - this.min) / span : 0.5;
+      if (this.sign < 0) t = 1 - t;
+      return PALETTE[Math.round(Math.min(1, Math.max(0, t)) * 100)];
+    };
+    if (nx * ny > PIXEL_CELLS) {
+      if (!this.image || this.image.width !== nx || this.image.height !== ny) {
+        this.image = new OffscreenCanvas(nx, ny);
+      }
+      const ictx = this.image.getContext('2d');
+      const img = ictx.createImageData(nx, ny);
+      const px = img.data;
+      for (let k = 0; k < nx * ny; k++) {
+        px[k * 4] = EMPTY.rgb[0];
+        px[k * 4 + 1] = EMPTY.rgb[1];
+        px[k * 4 + 2] = EMPTY.rgb[2];
+        px[k * 4 + 3] = 255;
+      }
+      for (const [key, cell] of this.cells) {
+        const i = key % nx;
+        const j = Math.floor(key / nx);
+        const o = ((ny - 1 - j) * nx + i) * 4;
+        const { rgb } = colour(cell);
+        px[o] = rgb[0];
+        px[o + 1] = rgb[1];
+        px[o + 2] = rgb[2];
+      }
+      ictx.putImageData(img, 0, 0);
+      ctx.imageSmoothingEnabled = false;
+      ctx.drawImage(this.image, PAD.left, PAD.top, w * nx, h * ny);
+    } else {
+      // one fillStyle per colour, not per cell
+      const groups = new Map();
+      for (const [key, cell] of this.cells) {
+        const c = colour(cell);
+        if (!groups.has(c)) groups.set(c, []);
+        groups.get(c).push(key);
+      }
+      for (const [c, keys] of groups) {
+        ctx.fillStyle = c.css;
+        for (const key of keys) {
+          const i = key % nx;
+          const j = Math.floor(key / nx);
+          ctx.fillRect(PAD.left + i * w + 0.5, PAD.top + (ny - 1 - j) * h + 0.5, Math.max(1, w - 1), Math.max(1, h - 1));
+        }
+      }
     }
     // axes: labels where they fit
     ctx.fillStyle = color('--muted');

@@ -12,6 +12,8 @@ import { Charts, chartsAvailable, MISSING_MESSAGE } from './charts.js';
 import { Diagnostics } from './diagnostics.js';
 import { $, el, fmtDuration, fmtMoney, fmtSigned, signClass, statusName, timeOfDay } from './dom.js';
 import { RunForm } from './form.js';
+import { onOptUnauthorized } from './opt-api.js';
+import { OptimizeView } from './optimize.js';
 import { RunState } from './run.js';
 import { RunsList } from './runs.js';
 import { Session } from './session.js';
@@ -27,6 +29,14 @@ const runs = new RunsList($('runs'), (id) => openRun(id));
 const form = new RunForm((id) => {
   openRun(id);
   runs.refresh();
+});
+
+const optimize = new OptimizeView({
+  // A trial opened as a backtest: the backtest view, through the address (#bt=<id>).
+  onOpenBacktest: (id) => go(`#bt=${encodeURIComponent(id)}`),
+  onOpened: (id) => {
+    if (location.hash !== `#opt=${encodeURIComponent(id)}`) history.replaceState(null, '', `#opt=${encodeURIComponent(id)}`);
+  },
 });
 
 let run = null;
@@ -256,32 +266,86 @@ window.hindsight = {
   trades,
   charts,
   openRun,
+  optimize,
+  get view() { return view; },
 };
+
+// ---- views: Backtests (#bt=<id>) and Optimize (#optimize, #opt=<id>), chosen by the address ----
+
+let view = 'backtests';
+let signedIn = false;
+
+function showView(name) {
+  view = name;
+  for (const b of document.querySelectorAll('#views [data-view]')) b.setAttribute('aria-current', b.dataset.view === name ? 'page' : 'false');
+  if (!signedIn) return;
+  $('app').hidden = name !== 'backtests';
+  $('opt-app').hidden = name !== 'optimize';
+  // The top bar's title and connection are the backtest's.
+  $('run-title').hidden = name !== 'backtests';
+  $('conn').hidden = name !== 'backtests';
+  if (name === 'optimize') optimize.show();
+}
+
+function go(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash; // → hashchange → route()
+}
+
+function route() {
+  if (!signedIn) return;
+  const bt = /^#bt=(.+)$/.exec(location.hash);
+  const opt = /^#opt=(.+)$/.exec(location.hash);
+  if (opt) {
+    showView('optimize');
+    const id = decodeURIComponent(opt[1]);
+    if (optimize.state?.id !== id) optimize.open(id);
+  } else if (location.hash === '#optimize') showView('optimize');
+  else {
+    showView('backtests');
+    const id = bt && decodeURIComponent(bt[1]);
+    // A run already open stays as it is (switching views back and forth replays nothing).
+    if (id && (run?.id !== id || !stream || (stream.closed && !run.finished))) openRun(id);
+  }
+}
+
+window.addEventListener('hashchange', route);
+for (const b of document.querySelectorAll('#views [data-view]')) {
+  b.addEventListener('click', () => {
+    if (b.dataset.view === 'optimize') go(optimize.state ? `#opt=${encodeURIComponent(optimize.state.id)}` : '#optimize');
+    else go(run ? `#bt=${encodeURIComponent(run.id)}` : '#backtests');
+  });
+}
 
 // Signed in (or local mode): show the app; the first time, load the form; (re)open the run in
 // the address (#bt=<id>) unless it is already streaming.
 let loaded = false;
 
 function enterApp() {
-  $('app').hidden = false;
+  signedIn = true;
+  $('views').hidden = false;
   if (!loaded) {
     loaded = true;
     form.load();
   }
   runs.refresh();
-  const fromHash = /^#bt=(.+)$/.exec(location.hash);
-  if (fromHash && (!stream || stream.closed)) openRun(decodeURIComponent(fromHash[1]));
+  route();
 }
 
 // Signed out (a 401: no session yet, or the key was revoked): the form instead of the app, and
 // no stream left reading.
 function leaveApp() {
+  signedIn = false;
   if (stream) stream.dispose();
+  optimize.stop();
   $('app').hidden = true;
+  $('opt-app').hidden = true;
+  $('views').hidden = true;
 }
 
 const session = new Session({ signedIn: enterApp, signedOut: leaveApp });
 onUnauthorized((err) => session.expired(err));
+onOptUnauthorized((err) => session.expired(err));
 window.hindsight.session = session;
 
 if (!chartsAvailable) banner(MISSING_MESSAGE);

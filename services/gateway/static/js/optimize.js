@@ -52,6 +52,7 @@ export class OptimizeView {
     this.lastFrame = 0;
     this.lastScatter = 0;
     this.finalized = false;
+    this.plotWindow = 0;
     this.wfChart = null;
     this.heatmap = new Heatmap($('heatmap'), $('heat-tip'), $('heat-legend'));
     this.scatter = new Scatter($('pareto'), $('pareto-tip'));
@@ -298,6 +299,8 @@ export class OptimizeView {
     this.heatmap.reset();
     this.scatter.reset();
     this.configured = false;
+    this.plotWindow = 0;
+    $('heat-window').textContent = '';
     $('opt-top-head').replaceChildren();
     $('opt-top-body').replaceChildren();
     $('opt-top-count').textContent = '0';
@@ -407,7 +410,8 @@ export class OptimizeView {
     const s = this.state;
     if (!s) return;
     const c = s.drain();
-    if (!this.configured && s.config && s.names.length) {
+    const newWindow = c.trials.length && c.trials[c.trials.length - 1].window > this.plotWindow;
+    if ((!this.configured && s.config && s.names.length) || (this.configured && newWindow)) {
       this._configurePlots();
       this._title();
     } else if (c.trials.length) {
@@ -426,7 +430,7 @@ export class OptimizeView {
       const now = performance.now();
       if (s.finished || now - this.lastScatter >= LIVE_SCATTER_MS) {
         if (this.scatter.draw()) this.lastScatter = now;
-      } else if (this.scatter.dirty) pending = true;
+      } else if (this.scatter.dirty && !$('pareto-panel').hidden) pending = true;
     }
     this._progress();
     $('opt-main').dataset.status = s.status;
@@ -437,11 +441,21 @@ export class OptimizeView {
         this.schedule();
       }, LIVE_SCATTER_MS);
     }
-    if (this.finalized && !hidden && !this.heatmap.dirty && !this.scatter.dirty) $('opt-main').dataset.final = 'true';
+    const scatterPending = !$('pareto-panel').hidden && this.scatter.dirty;
+    if (this.finalized && !hidden && !this.heatmap.dirty && !scatterPending) $('opt-main').dataset.final = 'true';
+  }
+
+  // The plots show one sweep: the whole optimization, or walk-forward's latest window.
+  _plotTrials() {
+    const s = this.state;
+    const last = s.trials.length ? s.trials[s.trials.length - 1].window : 0;
+    this.plotWindow = last;
+    return last ? s.trials.filter((t) => t.window === last) : s.trials;
   }
 
   _configurePlots() {
     const s = this.state;
+    const keep = this.configured ? { x: $('heat-x').value, y: $('heat-y').value, metric: $('heat-metric').value } : null;
     this.configured = true;
     const names = s.names;
     const opts = (selected) => names.map((n) => el('option', { value: n, text: n, selected: n === selected }));
@@ -452,13 +466,19 @@ export class OptimizeView {
     $('heat-metric').replaceChildren(
       ...s.objectives.map((o, i) => el('option', { value: `objective:${i}`, text: `${o.metric} (objective)` })),
       ...HEAT_METRICS.filter((m) => !objectiveMetrics.includes(m)).map((m) => el('option', { value: m, text: m })));
+    if (keep) {
+      $('heat-x').value = keep.x;
+      $('heat-y').value = keep.y;
+      $('heat-metric').value = keep.metric;
+    }
     this._configureHeatmap();
     const two = s.objectives.length > 1;
     $('pareto-panel').hidden = !two;
     if (two) {
       const label = (o) => `${o.metric} (${o.direction === 'minimize' ? 'min' : 'max'})`;
+      this.scatter.reset();
       this.scatter.configure([label(s.objectives[0]), label(s.objectives[1])], names);
-      this.scatter.add(s.trials);
+      this.scatter.add(this._plotTrials());
       this.scatter.setFront(s.front);
       $('pareto-hint').textContent = `${label(s.objectives[0])} × ${label(s.objectives[1])}`;
     }
@@ -479,7 +499,10 @@ export class OptimizeView {
       sign = o?.direction === 'minimize' ? -1 : 1;
       label = o?.metric || metric;
     } else if (LOWER_IS_BETTER.has(metric)) sign = -1;
-    this.heatmap.configure({ x: find($('heat-x').value), y: find($('heat-y').value), metric, sign, label, names: s.names }, s.trials);
+    this.heatmap.configure({ x: find($('heat-x').value), y: find($('heat-y').value), metric, sign, label, names: s.names },
+      this._plotTrials());
+    $('heat-h').dataset.window = String(this.plotWindow || '');
+    $('heat-window').textContent = this.plotWindow ? `window ${this.plotWindow}` : '';
     this.schedule();
   }
 
