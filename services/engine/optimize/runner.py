@@ -290,7 +290,7 @@ class Optimization:
         return opb.OptimizationStarted(
             config=self.config, total_trials=self.total_trials, parameters=self.space.names,
             objectives=[f"{m}:{d}" for m, d in self.objectives], first_date=self.first_date,
-            last_date=self.last_date, total_windows=self.total_windows)
+            last_date=self.last_date, total_windows=self.total_windows, base_strategy=self.base)
 
     def strategy(self, values: dict[str, Any]) -> strategy_pb2.Strategy:
         """The complete strategy of a trial: StartBacktest with it (on the same symbol and dates)

@@ -66,6 +66,7 @@ def test_grid_runs_every_allowed_set_once_and_reports(catalog, tmp_path):
     started = opt.started()
     assert list(started.parameters) == ["fast", "slow"] and list(started.objectives) == ["sharpe:maximize"]
     assert started.first_date == "2021-03-01" and started.last_date == "2021-04-30"
+    assert started.base_strategy.execution.warmup_bars == opt.base.execution.warmup_bars > 0
     outcome, events = run(opt, tmp_path)
     assert outcome.status == "completed"
     done = trials(events)
@@ -215,9 +216,7 @@ def test_unknown_symbol(catalog):
 
 
 def test_example_space_file_is_valid(catalog):
-    path = EXAMPLES / "sma_cross.space.json"
-    if not path.exists():
-        pytest.skip("example space not written yet")
+    path = EXAMPLES.parent / "spaces" / "sma_cross.space.json"
     strategy = json.loads((EXAMPLES / "sma_cross.json").read_text())
     cfg = json_format.ParseDict({"strategy": strategy, "space": json.loads(path.read_text()), "method": "grid",
                                  "symbol": "SIM-NIFTY", "start_date": "2021-01-04", "end_date": "2021-01-08"},

@@ -424,7 +424,7 @@ class OptimizationEvent(_message.Message):
     def __init__(self, event_id: _Optional[int] = ..., optimization_id: _Optional[str] = ..., emitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., optimization_started: _Optional[_Union[OptimizationStarted, _Mapping]] = ..., trial_completed: _Optional[_Union[TrialCompleted, _Mapping]] = ..., best_updated: _Optional[_Union[BestUpdated, _Mapping]] = ..., window_completed: _Optional[_Union[WindowCompleted, _Mapping]] = ..., optimization_completed: _Optional[_Union[OptimizationCompleted, _Mapping]] = ..., optimization_failed: _Optional[_Union[OptimizationFailed, _Mapping]] = ..., optimization_cancelled: _Optional[_Union[OptimizationCancelled, _Mapping]] = ...) -> None: ...
 
 class OptimizationStarted(_message.Message):
-    __slots__ = ("config", "total_trials", "parameters", "objectives", "first_date", "last_date", "total_windows")
+    __slots__ = ("config", "total_trials", "parameters", "objectives", "first_date", "last_date", "total_windows", "base_strategy")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     TOTAL_TRIALS_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
@@ -432,6 +432,7 @@ class OptimizationStarted(_message.Message):
     FIRST_DATE_FIELD_NUMBER: _ClassVar[int]
     LAST_DATE_FIELD_NUMBER: _ClassVar[int]
     TOTAL_WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    BASE_STRATEGY_FIELD_NUMBER: _ClassVar[int]
     config: OptimizationConfig
     total_trials: int
     parameters: _containers.RepeatedScalarFieldContainer[str]
@@ -439,7 +440,8 @@ class OptimizationStarted(_message.Message):
     first_date: str
     last_date: str
     total_windows: int
-    def __init__(self, config: _Optional[_Union[OptimizationConfig, _Mapping]] = ..., total_trials: _Optional[int] = ..., parameters: _Optional[_Iterable[str]] = ..., objectives: _Optional[_Iterable[str]] = ..., first_date: _Optional[str] = ..., last_date: _Optional[str] = ..., total_windows: _Optional[int] = ...) -> None: ...
+    base_strategy: _strategy_pb2.Strategy
+    def __init__(self, config: _Optional[_Union[OptimizationConfig, _Mapping]] = ..., total_trials: _Optional[int] = ..., parameters: _Optional[_Iterable[str]] = ..., objectives: _Optional[_Iterable[str]] = ..., first_date: _Optional[str] = ..., last_date: _Optional[str] = ..., total_windows: _Optional[int] = ..., base_strategy: _Optional[_Union[_strategy_pb2.Strategy, _Mapping]] = ...) -> None: ...
 
 class TrialCompleted(_message.Message):
     __slots__ = ("trial", "progress")

@@ -29,7 +29,8 @@ export function onUnauthorized(handler) {
   unauthorized = handler;
 }
 
-async function request(method, path, body, { own401 = false } = {}) {
+// Every call of the API (opt-api.js's too): JSON in and out, ApiError on a failure.
+export async function request(method, path, body, { own401 = false } = {}) {
   // The session cookie (HttpOnly, set by POST api/v1/session) goes with every same-origin request.
   const init = { method, headers: { Accept: 'application/json' }, credentials: 'same-origin' };
   if (body !== undefined) {

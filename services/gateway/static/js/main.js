@@ -12,7 +12,6 @@ import { Charts, chartsAvailable, MISSING_MESSAGE } from './charts.js';
 import { Diagnostics } from './diagnostics.js';
 import { $, el, fmtDuration, fmtMoney, fmtSigned, signClass, statusName, timeOfDay } from './dom.js';
 import { RunForm } from './form.js';
-import { onOptUnauthorized } from './opt-api.js';
 import { OptimizeView } from './optimize.js';
 import { RunState } from './run.js';
 import { RunsList } from './runs.js';
@@ -345,7 +344,6 @@ function leaveApp() {
 
 const session = new Session({ signedIn: enterApp, signedOut: leaveApp });
 onUnauthorized((err) => session.expired(err));
-onOptUnauthorized((err) => session.expired(err));
 window.hindsight.session = session;
 
 if (!chartsAvailable) banner(MISSING_MESSAGE);

@@ -1,44 +1,18 @@
 // The optimization REST API and its event stream (OptimizationService through the gateway).
 //
-// Requests go out as js/api.js sends them (same-origin, the session cookie, JSON; a 401 goes to
-// the page's sign-in through the handler main.js registers with api.js's onUnauthorized, which
-// js/optimize.js is handed). The stream is js/stream.js's Feed (EventSource, Last-Event-ID
+// Requests go through js/api.js's request (same-origin, the session cookie, JSON; a 401 goes
+// to the page's sign-in through the handler main.js registers with onUnauthorized). The stream is js/stream.js's Feed (EventSource, Last-Event-ID
 // resume, ?after_event_id= reopen, duplicate ids dropped) reading the batched stream
 // `…/stream:batches`, with the optimization's event kinds. As for backtests, it runs in a Web
 // Worker (js/opt-stream-worker.js), on the page where none starts: 10,000 trials are ~15 MB of
 // JSON, and the worker hands the page each trial with the few metrics the page shows.
 
-import { ApiError, apiUrl } from './api.js';
+import { apiUrl, request } from './api.js';
 import { Feed } from './stream.js';
 
 export const OPT_KINDS = ['optimization_started', 'trial_completed', 'best_updated', 'window_completed',
   'optimization_completed', 'optimization_failed', 'optimization_cancelled'];
 export const OPT_TERMINAL = new Set(['optimization_completed', 'optimization_failed', 'optimization_cancelled']);
-
-let unauthorized = null;
-
-// Called with the ApiError of a 401 (the page shows its sign-in form).
-export function onOptUnauthorized(handler) {
-  unauthorized = handler;
-}
-
-async function request(method, path, body) {
-  const init = { method, headers: { Accept: 'application/json' }, credentials: 'same-origin' };
-  if (body !== undefined) {
-    init.headers['Content-Type'] = 'application/json';
-    init.body = JSON.stringify(body);
-  }
-  const res = await fetch(apiUrl(path), init);
-  const text = await res.text();
-  let json = null;
-  try { json = text ? JSON.parse(text) : null; } catch { json = { message: text.slice(0, 200) }; }
-  if (!res.ok) {
-    const err = new ApiError(res.status, json);
-    if (res.status === 401 && unauthorized) unauthorized(err);
-    throw err;
-  }
-  return json;
-}
 
 const enc = encodeURIComponent;
 

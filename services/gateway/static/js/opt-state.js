@@ -155,6 +155,7 @@ export class OptState {
         this.totalWindows = num(body.total_windows) || 0;
         this.firstDate = body.first_date || '';
         this.lastDate = body.last_date || '';
+        this.base = body.base_strategy || null;
         this.changes.reset = true;
         break;
       case 'trial_completed': {
@@ -249,10 +250,11 @@ export class OptState {
     this.changes.top = true;
   }
 
-  // The strategy every trial is a variant of: the result's winner (it carries the sweep's
-  // overrides and warm-up, so a trial opened as a backtest gives the trial's numbers), else the
-  // config's strategy with the config's overrides.
+  // The strategy every trial is a variant of: the engine's (optimization_started.base_strategy:
+  // the sweep's overrides and warm-up, so a trial opened as a backtest gives the trial's
+  // numbers, also mid-sweep), else the result's winner, else the config's with its overrides.
   baseStrategy() {
+    if (this.base && (this.base.indicators?.length || this.base.entries?.length)) return this.base;
     const best = this.result?.best_strategy;
     if (best && (best.indicators?.length || best.entries?.length)) return best;
     const s = structuredClone(this.config?.strategy || {});
