@@ -62,7 +62,7 @@ class _EmbeddedSession:
     def close(self) -> None:
         self.context = None
 
-    def __enter__(self) -> "_EmbeddedSession":
+    def __enter__(self) -> _EmbeddedSession:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -78,7 +78,7 @@ class EmbeddedExecutor:
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> "EmbeddedExecutor":
+    def __enter__(self) -> EmbeddedExecutor:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -93,7 +93,7 @@ class _Closed(Exception):
 
 
 class _Chunk:
-    __slots__ = ("key", "trials", "future", "attempts")
+    __slots__ = ("attempts", "future", "key", "trials")
 
     def __init__(self, key: Any, trials: list):
         self.key = key
@@ -117,9 +117,15 @@ class DaskSession:
       the chunks still outstanding are cancelled.
     - `close()` cancels what is outstanding and releases the context; an iteration of `map`
       in progress (in this or another thread) then ends.
+
+    `map` reads `chunks` ahead of the results (up to the in-flight bound). The context is
+    sent from here once; `broadcast=True` then gives every worker a copy, but the scheduler's
+    Active Memory Manager (on by default) drops the copies no pending task needs: a worker
+    keeps its copy (and the kernel's caches on it) while the sweep keeps it busy, and after
+    an idle spell of a few seconds gets it again from a peer when it next needs it.
     """
 
-    def __init__(self, client: "Client", context: Any, *, retries: int = 1,
+    def __init__(self, client: Client, context: Any, *, retries: int = 1,
                  max_in_flight: int | None = None, max_resubmits: int = 3,
                  scatter_timeout: float = 60.0):
         self._client = client
@@ -141,7 +147,7 @@ class DaskSession:
 
     # -- the context
 
-    def _scatter(self) -> "Future":
+    def _scatter(self) -> Future:
         # hash=False: a key of its own, so two sweeps never share (or release) each other's data.
         # broadcast=True: every worker gets its copy now, from the scheduler and its peers.
         try:
@@ -153,7 +159,7 @@ class DaskSession:
         self.scatters += 1
         return future
 
-    def _context_ready(self) -> "Future":
+    def _context_ready(self) -> Future:
         """The context's future, scattered again if the cluster lost it."""
         with self._lock:
             if self._closed:
@@ -182,7 +188,7 @@ class DaskSession:
             self._nthreads_at = now
         return max(2, 2 * self._nthreads)
 
-    def _submit(self, evaluate, chunk: _Chunk) -> "Future":
+    def _submit(self, evaluate, chunk: _Chunk) -> Future:
         context = self._context_ready()
         with self._lock:
             if self._closed:
@@ -293,7 +299,7 @@ class DaskSession:
             self._client.cancel([context], reason="hindsight sweep closed")
         self._context = None
 
-    def __enter__(self) -> "DaskSession":
+    def __enter__(self) -> DaskSession:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -311,7 +317,7 @@ class DaskExecutor:
     (`distributed.scheduler.allowed-failures`).
     """
 
-    def __init__(self, address: str | None = None, *, client: "Client | None" = None,
+    def __init__(self, address: str | None = None, *, client: Client | None = None,
                  connect_timeout: float = 10.0, retries: int = 1,
                  max_in_flight: int | None = None):
         if (address is None) == (client is None):
@@ -332,14 +338,14 @@ class DaskExecutor:
         if self._own and self.client.status not in ("closing", "closed"):
             self.client.close()
 
-    def __enter__(self) -> "DaskExecutor":
+    def __enter__(self) -> DaskExecutor:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
 
-def _connect(address: str, timeout: float) -> "Client":
+def _connect(address: str, timeout: float) -> Client:
     from distributed import Client
 
     _check_address(address, timeout)
@@ -355,8 +361,9 @@ def _connect(address: str, timeout: float) -> "Client":
 
 
 def _check_address(address: str, timeout: float) -> None:
-    """A malformed address, or a TCP one nobody listens on, found before a Client is made (it
-    would retry until its timeout, and a Client that never connected is not closed cleanly)."""
+    """What would make `Client(address)` fail slowly or hang, found first: a malformed address,
+    a TCP port nobody listens on (the Client retries until its timeout), something there that
+    is not a Dask scheduler (the Client waits for its handshake for ever)."""
     import socket
 
     from distributed.comm.addressing import parse_address, parse_host_port
@@ -378,6 +385,37 @@ def _check_address(address: str, timeout: float) -> None:
     except OSError as exc:
         raise ExecutorError(f"cannot connect to the Dask scheduler at {address!r} within "
                             f"{timeout:g} s: {exc}") from exc
+    if scheme == "tcp":
+        _handshake(address, timeout)
+
+
+def _handshake(address: str, timeout: float) -> None:
+    """Open and close one Dask comm to `address`, bounded by `timeout` (in a thread of its
+    own: the caller may be running an event loop)."""
+    import asyncio
+
+    from distributed.comm import connect
+
+    async def probe() -> None:
+        comm = await connect(address, timeout=timeout)
+        await comm.close()
+
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(asyncio.wait_for(probe(), timeout))
+        except BaseException as exc:  # reported below, in the caller's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="hindsight-dask-probe", daemon=True)
+    thread.start()
+    thread.join()
+    if failed:
+        exc = failed[0]
+        detail = f": {type(exc).__name__}: {exc}" if str(exc) else " (is it a Dask scheduler?)"
+        raise ExecutorError(f"no Dask scheduler answered at {address!r} within "
+                            f"{timeout:g} s{detail}") from exc
 
 
 def make_executor(scheduler: str | None, *, connect_timeout: float = 10.0) -> Executor:
