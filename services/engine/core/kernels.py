@@ -181,7 +181,26 @@ def _stop_nb(p, nd, o, h, lo, atr_prev):
 def run_nb(open_, high, low, close, day, square_off, entry_signal, exit_signal, exit_targets,
            nodes, stop_atr, fill_at_close, commission, slippage, intraday, equity,
            pos, book, ints, floats, trades, k, start, stop):
-    """Step bars [start, stop), writing closed trades into trades[k:] and equity[start:stop].
+    """Step bars [start, stop), writing closed trades into trades[k:] and equity[start:stop]
+    (every bar's). See step_nb."""
+    return step_nb(open_, high, low, close, day, square_off, entry_signal, exit_signal, exit_targets,
+                   nodes, stop_atr, fill_at_close, commission, slippage, intraday, equity,
+                   pos, book, ints, floats, trades, k, start, stop, True, _NO_BARS, _NO_BARS, _NO_BARS)
+
+
+_NO_BARS = np.zeros(0, np.int64)
+
+
+@njit(cache=True, nogil=True)
+def step_nb(open_, high, low, close, day, square_off, entry_signal, exit_signal, exit_targets,
+            nodes, stop_atr, fill_at_close, commission, slippage, intraday, equity,
+            pos, book, ints, floats, trades, k, start, stop, every_bar, busy_bars, day_starts, square_bars):
+    """Step bars [start, stop), writing closed trades into trades[k:] and equity.
+    every_bar False (sweeps, which read equity at day closes only): a stretch of quiet bars
+    writes the equity of its last bar only; every other bar's is written as with True.
+    busy_bars (sorted: every bar with an entry or exit signal), day_starts (sorted first bars
+    of the days, then n) and square_bars (sorted square-off bars) let a quiet stretch end be
+    found without reading its bars; empty busy_bars: each bar is looked at.
 
     Market data float64[n] / int64[n] / bool[n]; entry_signal bool[n, E], exit_signal
     bool[n, X], exit_targets bool[X, E], stop_atr float64[n, E]; nodes node_dt[E].
@@ -203,6 +222,13 @@ def run_nb(open_, high, low, close, day, square_off, entry_signal, exit_signal, 
     pending = ints[_PENDING] != 0
     cash = floats[0]
     i = start
+    skip = day_starts.shape[0] > 0
+    nb = busy_bars.shape[0]
+    nd_ = day_starts.shape[0]
+    ns = square_bars.shape[0]
+    bc = 0
+    dc = 0
+    sc = 0
     while i < stop and k <= room:
         # Fast path: a stretch of quiet bars only marks equity. A bar is quiet when it is of
         # the current day, nothing waits for its open, it is no square-off bar nor (intraday,
@@ -233,7 +259,46 @@ def run_nb(open_, high, low, close, day, square_off, entry_signal, exit_signal, 
                         else:
                             sq1 = p.side * p.qty
                             ep1 = p.entry_price
-            if quiet:
+            if quiet and skip:
+                # The stretch ends at the next bar with a signal, day start or square-off bar,
+                # or (intraday, positions open) the day's last bar: found, not scanned.
+                while bc < nb and busy_bars[bc] < i:
+                    bc += 1
+                while dc < nd_ and day_starts[dc] <= i:
+                    dc += 1
+                j = min(stop, day_starts[dc] if dc < nd_ else n)
+                if bc < nb:
+                    j = min(j, busy_bars[bc])
+                if intraday:
+                    while sc < ns and square_bars[sc] < i:
+                        sc += 1
+                    if sc < ns:
+                        j = min(j, square_bars[sc])
+                    if n_open > 0:
+                        j = min(j, (day_starts[dc] if dc < nd_ else n) - 1)
+                if j > i:
+                    c = close[j - 1]
+                    if n_open == 0:
+                        equity[j - 1] = cash
+                    elif n_open == 1:
+                        equity[j - 1] = cash + sq0 * (c - ep0)
+                    elif n_open == 2:
+                        equity[j - 1] = cash + sq0 * (c - ep0) + sq1 * (c - ep1)
+                    else:
+                        eq = cash
+                        for e in range(E):
+                            p = pos[e]
+                            if p.qty != 0.0:
+                                eq += p.side * p.qty * (c - p.entry_price)
+                        equity[j - 1] = eq
+                    if n_open > 0:
+                        for e in range(E):
+                            p = pos[e]
+                            if p.qty != 0.0:
+                                p.bars_held = j - p.entry_bar
+                    i = j
+                    continue
+            elif quiet:
                 check_exits = n_open > 0 and X > 0
                 day_end = intraday and n_open > 0
                 j = i
@@ -257,20 +322,21 @@ def run_nb(open_, high, low, close, day, square_off, entry_signal, exit_signal, 
                                 break
                     if busy:
                         break
-                    c = close[j]
-                    if n_open == 0:
-                        equity[j] = cash
-                    elif n_open == 1:
-                        equity[j] = cash + sq0 * (c - ep0)
-                    elif n_open == 2:
-                        equity[j] = cash + sq0 * (c - ep0) + sq1 * (c - ep1)
-                    else:
-                        eq = cash
-                        for e in range(E):
-                            p = pos[e]
-                            if p.qty != 0.0:
-                                eq += p.side * p.qty * (c - p.entry_price)
-                        equity[j] = eq
+                    if every_bar or j + 1 == stop or day[j + 1] != cur_day:
+                        c = close[j]
+                        if n_open == 0:
+                            equity[j] = cash
+                        elif n_open == 1:
+                            equity[j] = cash + sq0 * (c - ep0)
+                        elif n_open == 2:
+                            equity[j] = cash + sq0 * (c - ep0) + sq1 * (c - ep1)
+                        else:
+                            eq = cash
+                            for e in range(E):
+                                p = pos[e]
+                                if p.qty != 0.0:
+                                    eq += p.side * p.qty * (c - p.entry_price)
+                            equity[j] = eq
                     j += 1
                 if j > i:
                     # bars_held as step 4 leaves it after bar j - 1.

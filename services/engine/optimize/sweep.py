@@ -114,6 +114,7 @@ class _Fast:
         day_dates, starts = b.day_bounds()
         first_day = int(np.searchsorted(starts, self.first_bar))
         self.closes = np.ascontiguousarray(starts[first_day + 1:] - 1, np.int64)
+        self.day_starts = np.ascontiguousarray(starts, np.int64)
         dates = day_dates[first_day:].astype(np.int64)
         self.times = np.concatenate(([dates[0] - 1], dates)).astype(np.float64) if len(dates) else np.zeros(1)
         self.day = np.ascontiguousarray(b.day, np.int64)
@@ -145,7 +146,7 @@ class _Fast:
             self.scratch[key] = (
                 L, np.zeros((L, n, E), np.bool_), np.zeros((L, n, X), np.bool_), np.zeros((L, depth, n), np.bool_),
                 np.full((L, n, E), np.nan), np.full((L, n), np.nan), np.zeros((L, TRADE_SCRATCH), trade_dt),
-                np.zeros((L, n + 16, 2), np.int64), np.zeros((L, 16), np.float64))
+                np.zeros((L, n + 16, 2), np.int64), np.zeros((L, 16), np.float64), np.zeros((L, n + 1), np.int64))
         return self.scratch[key]
 
 
@@ -232,6 +233,9 @@ def _run_group(fast: _Fast, group: list) -> list[tuple[int, TrialResult]]:
         sq = np.zeros((max(1, len(minutes)), len(fast.bars)), np.bool_)
         for u, m in enumerate(minutes):
             sq[u] = fast.square_off(m)
+        sq_bars = [np.flatnonzero(row) for row in sq]
+        square_off_at = np.concatenate(([0], np.cumsum([len(r) for r in sq_bars]))).astype(np.int64)
+        square_bars = np.concatenate(sq_bars).astype(np.int64) if sq_bars else np.zeros(0, np.int64)
         sq_index = np.zeros(T, np.int64)
         fill = np.empty(T, np.bool_)
         intraday = np.empty(T, np.bool_)
@@ -253,7 +257,7 @@ def _run_group(fast: _Fast, group: list) -> list[tuple[int, TrialResult]]:
             sq_index[t] = minutes.index(c.square_off) if c.square_off is not None else 0
             intraday[t] = c.square_off is not None
             fill[t], commission[t], slippage[t], capital[t] = c.fill_at_close, c.commission, c.slippage, c.capital
-        L, entry, exit_, stack, stop_atr, equity, trades, diff, acc = fast.lanes_scratch(E, X, first.depth)
+        L, entry, exit_, stack, stop_atr, equity, trades, spans, acc, busy = fast.lanes_scratch(E, X, first.depth)
         metrics = np.empty((T, sk.N_METRICS))
         returns = np.empty((T, len(fast.closes)))
         b = fast.bars
@@ -261,7 +265,7 @@ def _run_group(fast: _Fast, group: list) -> list[tuple[int, TrialResult]]:
             sk.sweep_nb(fast.cache.matrix, prog_i, prog_f, node_start, first.depth, nodes, targets, atr, sq_index, sq,
                         fill, commission, slippage, intraday, capital, b.open, b.high, b.low, b.close, fast.day, b.ts,
                         fast.closes, fast.times, fast.first_bar, L, entry, exit_, stack, stop_atr, equity, trades,
-                        diff, acc, metrics, returns)
+                        spans, acc, metrics, returns, busy, fast.day_starts, square_bars, square_off_at)
         for t, (k, _) in enumerate(batch):
             row = metrics[t].tolist()
             m = {name: (int(v) if name in _INT_METRICS else float(v)) for name, v in zip(METRIC_FIELDS, row)}

@@ -14,7 +14,7 @@ not by the ids a strategy gives it: the 100 trials of a grid that share SMA(20) 
 once per sweep. `sweep_nb` then runs trials in parallel (`prange` over worker lanes, each
 lane with its own scratch): it evaluates the programs into the lane's signal arrays (the
 same comparisons, NaN rules and first-bar cut as `signals.compute_signals`), steps the very
-kernel a backtest uses (`kernels.run_nb`) over them, and folds its closed trades and daily
+kernel a backtest uses (`kernels.step_nb`) over them, and folds its closed trades and daily
 closes into the fields of `Metrics` (`metrics.compute_metrics`' definitions, recomputed in
 numba: the same numbers up to summation order, ~1e-12 relative) and the daily returns.
 """
@@ -30,7 +30,7 @@ import numpy as np
 from numba import njit, prange
 
 from services.engine.core import records
-from services.engine.core.kernels import _NO_DAY, _NO_ORDER, book_dt, close_all_nb, node_dt, run_nb
+from services.engine.core.kernels import _NO_DAY, _NO_ORDER, book_dt, close_all_nb, node_dt, step_nb
 from services.engine.core.metrics import METRIC_FIELDS
 from services.engine.core.records import EXIT_END_OF_DATA, position_dt, trade_dt
 from services.engine.core.registry import INDICATORS
@@ -315,27 +315,51 @@ def _cmp_const(out, a, lo, c, op, start, n):
 
 
 @njit(cache=True, nogil=True)
-def _crosses_both(out, a, lo, b, ro, first, n):
-    """out[i, 0] = a crosses above b, out[i, 1] = a crosses below b, for bars [first, n)."""
+def _crosses_both(out, a, lo, b, ro, first, n, busy):
+    """out[i, 0] = a crosses above b, out[i, 1] = a crosses below b, for bars [first, n); the
+    bars where either is true go to busy (returns how many)."""
     start = min(max(first, max(lo, ro) + 1), n)
     for i in range(first, start):
         out[i, 0] = False
         out[i, 1] = False
     if start >= n:
-        return
+        return 0
     x = a[start - lo - 1]
     y = b[start - ro - 1]
     below = x < y
     above = x > y
+    m = 0
     for i in range(start, n):
         x = a[i - lo]
         y = b[i - ro]
         now_above = x > y
         now_below = x < y
-        out[i, 0] = below & now_above
-        out[i, 1] = above & now_below
+        up = below & now_above
+        down = above & now_below
+        out[i, 0] = up
+        out[i, 1] = down
+        busy[m] = i
+        m += up | down
         below = now_below
         above = now_above
+    return m
+
+
+@njit(cache=True, nogil=True)
+def _busy_bars(entry, exit_, first, n, busy):
+    """Bars in [first, n) with any entry or exit signal, ascending, into busy; returns how many."""
+    E = entry.shape[1]
+    X = exit_.shape[1]
+    m = 0
+    for i in range(first, n):
+        hit = False
+        for e in range(E):
+            hit |= entry[i, e]
+        for x in range(X):
+            hit |= exit_[i, x]
+        busy[m] = i
+        m += hit
+    return m
 
 
 @njit(cache=True, nogil=True)
@@ -615,7 +639,7 @@ def _trade_metrics(acc, out):
 def _run_trial(t, series, prog_i, prog_f, node_start, nodes, exit_targets, atr_slot, sq_index, square_offs,
                fill_at_close, commission, slippage, intraday, capital, open_, high, low, close, day, ts,
                closes, times, first_bar, entry, exit_, stack, stop_atr, equity, trades, spans, acc,
-               out_metrics, out_returns):
+               out_metrics, out_returns, busy, day_starts, square_bars, square_off_at):
     n = close.shape[0]
     E = nodes.shape[1]
     X = exit_.shape[1]
@@ -648,6 +672,7 @@ def _run_trial(t, series, prog_i, prog_f, node_start, nodes, exit_targets, atr_s
     # then the kernel. (Interleaving them block by block was measured 25 % slower.)
     pi = prog_i[t]
     done = -1
+    n_busy = -1
     if E == 2:
         # The crossover pair (long on a crossing above, short on the crossing below of the same
         # two series) in one pass: half the loads.
@@ -655,7 +680,8 @@ def _run_trial(t, series, prog_i, prog_f, node_start, nodes, exit_targets, atr_s
         if (node_start[t, 2] - b == 1 and b - a == 1 and pi[a, 0] == CMP and pi[b, 0] == CMP
                 and pi[a, 1] == 6 and pi[b, 1] == 7 and pi[a, 2] >= 0 and pi[a, 4] >= 0
                 and pi[a, 2] == pi[b, 2] and pi[a, 3] == pi[b, 3] and pi[a, 4] == pi[b, 4] and pi[a, 5] == pi[b, 5]):
-            _crosses_both(entry, series[pi[a, 2]], pi[a, 3], series[pi[a, 4]], pi[a, 5], first_bar, n)
+            n_busy = _crosses_both(entry, series[pi[a, 2]], pi[a, 3], series[pi[a, 4]], pi[a, 5], first_bar, n,
+                                   busy)
             done = 1
     for node in range(E + X):
         if node <= done:
@@ -665,11 +691,16 @@ def _run_trial(t, series, prog_i, prog_f, node_start, nodes, exit_targets, atr_s
             _signals_nb(series, pi, prog_f[t], s, e, stack, entry, node, first_bar, n)
         else:
             _signals_nb(series, pi, prog_f[t], s, e, stack, exit_, node - E, first_bar, n)
+    if done < E + X - 1:
+        n_busy = _busy_bars(entry, exit_, first_bar, n, busy)
+    sqb = square_bars[square_off_at[max(sq_index[t], 0)]:square_off_at[max(sq_index[t], 0) + 1]]
     i = first_bar
     while i < n:
-        k, i = run_nb(open_, high, low, close, day, sq, entry, exit_, exit_targets[t], nodes[t], stop_atr,
-                      fill_at_close[t], commission[t], slippage[t], intraday[t], equity, pos, book, ints,
-                      floats, trades, 0, i, n)
+        # Equity is read at day closes only: quiet stretches write their last bar's, and are
+        # stepped over from one busy bar (or day start, or square-off) to the next.
+        k, i = step_nb(open_, high, low, close, day, sq, entry, exit_, exit_targets[t], nodes[t], stop_atr,
+                       fill_at_close[t], commission[t], slippage[t], intraday[t], equity, pos, book, ints,
+                       floats, trades, 0, i, n, False, busy[:n_busy], day_starts, sqb)
         _fold_trades(trades, k, ts, acc, spans)
     k = close_all_nb(close, n - 1, EXIT_END_OF_DATA, commission[t], slippage[t], pos, book, ints, floats, trades)
     equity[n - 1] = floats[0]
@@ -704,7 +735,7 @@ def _run_trial(t, series, prog_i, prog_f, node_start, nodes, exit_targets, atr_s
 def sweep_nb(series, prog_i, prog_f, node_start, depth, nodes, exit_targets, atr_slot, sq_index, square_offs,
              fill_at_close, commission, slippage, intraday, capital, open_, high, low, close, day, ts, closes,
              times, first_bar, lanes, entry, exit_, stack, stop_atr, equity, trades, spans, acc, out_metrics,
-             out_returns):
+             out_returns, busy, day_starts, square_bars, square_off_at):
     """Trials t = lane, lane + lanes, ... run on each lane's scratch (entry, exit_, stack, stop_atr,
     equity, trades, spans, acc: one per lane)."""
     T = prog_i.shape[0]
@@ -714,7 +745,7 @@ def sweep_nb(series, prog_i, prog_f, node_start, depth, nodes, exit_targets, atr
                        square_offs, fill_at_close, commission, slippage, intraday, capital, open_, high, low,
                        close, day, ts, closes, times, first_bar, entry[lane], exit_[lane], stack[lane],
                        stop_atr[lane], equity[lane], trades[lane], spans[lane], acc[lane], out_metrics,
-                       out_returns)
+                       out_returns, busy[lane], day_starts, square_bars, square_off_at)
 
 
 def warmup_strategies() -> list[str]:
