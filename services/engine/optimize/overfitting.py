@@ -112,6 +112,9 @@ class Overfitting:
     n_combinations: int
 
 
+_COLUMNS = 512
+
+
 def probability_of_overfitting(returns: np.ndarray, n_splits: int = 16, max_combinations: int = 20_000,
                                seed: int = 0) -> Overfitting:
     """PBO by CSCV over a (T observations × N trials) matrix of per-period returns.
@@ -128,11 +131,15 @@ def probability_of_overfitting(returns: np.ndarray, n_splits: int = 16, max_comb
     t, n = m.shape
     if t < 2 * n_splits:
         raise ValueError(f"{t} observations are too few for {n_splits} splits (need at least {2 * n_splits})")
-    m = np.where(np.isfinite(m), m, 0.0)
     bounds = np.linspace(0, t, n_splits + 1).astype(int)
     count = np.diff(bounds).astype(float)                                        # (S,)
-    total = np.add.reduceat(m, bounds[:-1], axis=0)                              # (S, N)
-    squares = np.add.reduceat(m * m, bounds[:-1], axis=0)                        # (S, N)
+    total = np.empty((n_splits, n))                                              # (S, N)
+    squares = np.empty((n_splits, n))
+    for lo in range(0, n, _COLUMNS):  # trials a few at a time: no full-size temporaries
+        part = m[:, lo:lo + _COLUMNS]
+        part = np.where(np.isfinite(part), part, 0.0)
+        total[:, lo:lo + _COLUMNS] = np.add.reduceat(part, bounds[:-1], axis=0)
+        squares[:, lo:lo + _COLUMNS] = np.add.reduceat(part * part, bounds[:-1], axis=0)
 
     half = n_splits // 2
     n_all = math.comb(n_splits, half)

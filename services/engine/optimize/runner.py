@@ -440,6 +440,8 @@ class Optimization:
                     return None
             finally:
                 session.close()
+                # The kernel's series cache (up to a GiB) is not needed for the statistics.
+                w.context.__dict__.pop("_fast", None)
         finally:
             log.close()
         return out
@@ -657,7 +659,9 @@ class _SweepOutcome:
         if not best or best[0].number not in self.returns or len(distinct) < 1:
             rep.reading = "No feasible trial: nothing to judge."
             return rep
-        matrix = np.column_stack([self.returns[t.number] for t in distinct])
+        matrix = np.empty((len(self.returns[distinct[0].number]), len(distinct)))
+        for k, t in enumerate(distinct):
+            matrix[:, k] = self.returns[t.number]
         sharpes = np.array([overfitting.sharpe(matrix[:, i]) for i in range(matrix.shape[1])])
         dsr = overfitting.deflated_sharpe(self.returns[best[0].number], len(distinct), trial_sharpes=sharpes)
         rep.deflated_sharpe = dsr.probability
