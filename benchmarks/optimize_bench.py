@@ -37,13 +37,13 @@ def _config(strategy: dict, space: dict, **kw):
     return json_format.ParseDict(doc, opb.OptimizationConfig())
 
 
-def _run(catalog, cfg, timings: dict | None = None) -> tuple[float, object, list, float]:
+def _run(catalog, cfg, timings: dict | None = None, executor=None) -> tuple[float, object, list, float]:
     """(seconds from prepare to the end, outcome, trials, seconds to the first trial); `timings`
     gets prepare_s (load, resample, checks) and run_s (the sweep) apart."""
     from services.engine.optimize.runner import Optimization
 
     t0 = time.perf_counter()
-    opt = Optimization.prepare(cfg, catalog)
+    opt = Optimization.prepare(cfg, catalog, executor=executor)
     t1 = time.perf_counter()
     trials = []
     first = []
@@ -88,6 +88,62 @@ def grid10k(catalog) -> dict:
             "mbar_steps_per_s_per_core": len(trials) * bars / wall / 1e6 / cores, "cores": cores,
             "winner": dict(outcome.result.top[0].parameters), "dsr": outcome.result.overfitting.deflated_sharpe,
             "pbo": outcome.result.overfitting.pbo}
+
+
+def dask_vs_embedded(catalog, embedded_s: float) -> dict:
+    """The 10,000-pair grid through a 2-worker LocalCluster (worker processes, one thread and one
+    numba thread each: together the machine's two cores), against the embedded figure."""
+    os.environ["NUMBA_NUM_THREADS"] = "1"  # inherited by the worker processes only (numba is loaded here)
+    from distributed import Client, LocalCluster
+
+    from services.engine.optimize.executor import DaskExecutor
+
+    strategy = json.loads(SMA.read_text())
+    strategy["execution"]["commission_pct"] = 0.01
+    t0 = time.perf_counter()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        started = time.perf_counter() - t0
+        executor = DaskExecutor(client=client)
+        # Workers compile (or load) the kernel on a month first, as engines do at start-up.
+        _run(catalog, _config(strategy, _sma(5, 8, 110, 150, 10), start_date="2024-01-01", end_date="2024-01-31"),
+             executor=executor)
+        wall, outcome, trials, first = _run(catalog, _config(strategy, _sma(5, 104, 110, 1100, 10)),
+                                            executor=executor)
+    os.environ.pop("NUMBA_NUM_THREADS", None)
+    return {"trials": len(trials), "s": wall, "embedded_s": embedded_s, "slower_pct": 100.0 * (wall / embedded_s - 1.0),
+            "cluster_start_s": started, "winner": dict(outcome.result.top[0].parameters)}
+
+
+def first_trial_latency(data_dir: Path) -> dict:
+    """Seconds from StartOptimization to the first trial_completed on the stream, over gRPC
+    against `hindsight engine` (a 10,000-pair grid over all of SIM-NIFTY; then cancelled)."""
+    import grpc
+
+    from benchmarks.gateway_bench import served
+    from hindsight.v1 import optimization_pb2 as opb
+    from hindsight.v1 import optimization_pb2_grpc as opb_grpc
+
+    strategy = json.loads(SMA.read_text())
+    cfg = _config(strategy, _sma(5, 104, 110, 1100, 10))
+    times = []
+    with served(data_dir, "opt") as (_, grpc_port, _procs):
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            stub = opb_grpc.OptimizationServiceStub(channel)
+            for attempt in range(3):
+                t0 = time.perf_counter()
+                started = stub.StartOptimization(opb.StartOptimizationRequest(config=cfg, request_id=f"lat-{attempt}"))
+                stream = stub.StreamOptimization(opb.StreamOptimizationRequest(optimization_id=started.optimization_id))
+                for event in stream:
+                    if event.HasField("trial_completed"):
+                        times.append(time.perf_counter() - t0)
+                        break
+                stream.cancel()
+                stub.CancelOptimization(opb.CancelOptimizationRequest(optimization_id=started.optimization_id))
+                while stub.GetOptimization(opb.GetOptimizationRequest(
+                        optimization_id=started.optimization_id)).status == opb.OPTIMIZATION_STATUS_RUNNING:
+                    time.sleep(0.1)
+    return {"first_trial_s": times, "best_s": min(times), "median_s": sorted(times)[len(times) // 2]}
 
 
 def _close_rules(strategy: dict) -> dict:
@@ -204,7 +260,9 @@ def run(data_dir: Path, quick: bool = False) -> dict:
 
     catalog = Catalog(data_dir)
     out = {}
+    out["latency"] = first_trial_latency(data_dir)
     out["grid10k"] = grid10k(catalog)
+    out["dask"] = dask_vs_embedded(catalog, out["grid10k"]["s"])
     out["vectorbt"] = vs_vectorbt(catalog)
     out["backtesting_py"] = vs_backtesting_py(catalog)
     g = out["grid10k"]
@@ -213,6 +271,8 @@ def run(data_dir: Path, quick: bool = False) -> dict:
     out["vectorbt_speedup"] = out["vectorbt"]["speedup"]
     out["backtesting_py_speedup"] = out["backtesting_py"]["speedup"]
     out["same_winners"] = int(out["vectorbt"]["same_winner"] and out["backtesting_py"]["same_winner"])
+    out["dask_slower_pct"] = out["dask"]["slower_pct"]
+    out["first_trial_s"] = out["latency"]["median_s"]
     return out
 
 

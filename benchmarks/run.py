@@ -381,6 +381,8 @@ TARGETS = [
     ("optimize", "vectorbt_speedup", ">=", 10, "optimizer vs vectorbt parameter broadcasting, 1,000 pairs (x)"),
     ("optimize", "backtesting_py_speedup", ">=", 100, "optimizer vs backtesting.py optimize, 100 pairs daily (x)"),
     ("optimize", "same_winners", "==", 1, "  the same winners as both peers (1 = yes)"),
+    ("optimize", "first_trial_s", "<=", 1, "first trial_completed after StartOptimization (gRPC, 10,000-pair grid), s"),
+    ("optimize", "dask_slower_pct", "<=", 15, "optimizer through a 2-worker Dask LocalCluster vs embedded, 10,000 trials, % slower"),
     ("kernel", "shipped_mbars_per_s", ">=", 100, "trading kernel alone, M bars/s (SIM-NIFTY, sma_cross.json as shipped)"),
     ("kernel", "no_fees_mbars_per_s", ">=", 100, "trading kernel alone, M bars/s (same, no fees: ~50k trades)"),
     ("memory", "speedup", ">=", 5, "in memory vs vectorbt (indicators, signals, kernel, trades+diagnostics, metrics)"),
