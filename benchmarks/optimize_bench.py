@@ -48,18 +48,22 @@ def _run(catalog, cfg, timings: dict | None = None, executor=None) -> tuple[floa
     trials = []
     first = []
 
+    last = [t1]
+
     def emit(events):
         for e in events:
             if e.HasField("trial_completed"):
                 if not first:
                     first.append(time.perf_counter() - t0)
                 trials.append(e.trial_completed.trial)
+        last[0] = time.perf_counter()
 
     with tempfile.TemporaryDirectory() as state:
         outcome = opt.run(emit, state_dir=Path(state))
     end = time.perf_counter()
     if timings is not None:
-        timings.update(prepare_s=t1 - t0, run_s=end - t1)
+        # sweep_s: until the last trial's event; the rest of run_s is the overfitting statistics.
+        timings.update(prepare_s=t1 - t0, run_s=end - t1, sweep_s=last[0] - t1)
     return end - t0, outcome, trials, first[0] if first else math.nan
 
 
@@ -235,8 +239,9 @@ def vs_backtesting_py(catalog) -> dict:
     timings: dict = {}
     _, outcome, trials, _ = _run(catalog, cfg, timings)
     # The data is loaded and resampled before either side is timed (backtesting.py gets its
-    # DataFrame ready-made): the sweep alone against optimize() alone.
-    ours_s = timings["run_s"]
+    # DataFrame ready-made). Like for like: our sweep (every trial's metrics and event) against
+    # optimize(); our DSR and PBO, which backtesting.py does not compute, are timed apart.
+    ours_s = timings["sweep_s"]
     ours = {(int(t.parameters["fast"]), int(t.parameters["slow"])): (t.metrics.final_equity, t.metrics.total_trades)
             for t in trials}
 
@@ -250,7 +255,8 @@ def vs_backtesting_py(catalog) -> dict:
     ours_best = max(ours, key=lambda k: ours[k][0])
     diffs = [abs(ours[(int(a), int(b))][0] - v) / v for (a, b), v in heatmap.items() if (int(a), int(b)) in ours]
     return {"pairs": len(ours), "ours_s": ours_s, "backtesting_py_s": btp_s, "speedup": btp_s / ours_s,
-            "ours_prepare_s": timings["prepare_s"],
+            "ours_prepare_s": timings["prepare_s"], "ours_with_statistics_s": timings["run_s"],
+            "speedup_with_statistics": btp_s / timings["run_s"],
             "same_winner": ours_best == their_best, "ours_winner": list(ours_best), "backtesting_py_winner": list(their_best),
             "max_final_equity_rel_diff": float(max(diffs)) if diffs else math.nan}
 

@@ -379,7 +379,7 @@ TARGETS = [
     ("optimize", "mbar_steps_per_s_per_core", ">=", 100, "  the same, M bar-steps/s per core"),
     ("optimize", "peak_mb", "<=", 2048, "  peak memory of the optimize section, MiB"),
     ("optimize", "vectorbt_speedup", ">=", 10, "optimizer vs vectorbt parameter broadcasting, 1,000 pairs (x)"),
-    ("optimize", "backtesting_py_speedup", ">=", 100, "optimizer vs backtesting.py optimize, 100 pairs daily (x)"),
+    ("optimize", "backtesting_py_speedup", ">=", 100, "optimizer's sweep vs backtesting.py optimize, 100 pairs daily (x)"),
     ("optimize", "same_winners", "==", 1, "  the same winners as both peers (1 = yes)"),
     ("optimize", "first_trial_s", "<=", 1, "first trial_completed after StartOptimization (gRPC, 10,000-pair grid), s"),
     ("optimize", "dask_slower_pct", "<=", 15, "optimizer through a 2-worker Dask LocalCluster vs embedded, 10,000 trials, % slower"),

@@ -146,9 +146,11 @@ def probability_of_overfitting(returns: np.ndarray, n_splits: int = 16, max_comb
     if n_all <= max_combinations:
         chosen = np.array(list(combinations(range(n_splits), half)), dtype=np.int64)
     else:
+        # Distinct random halves: random orderings of the blocks, their first halves sorted.
         rng = np.random.default_rng(seed)
-        chosen = np.array(sorted({tuple(sorted(rng.choice(n_splits, half, replace=False)))
-                                  for _ in range(max_combinations * 2)})[:max_combinations], dtype=np.int64)
+        draws = np.sort(np.argsort(rng.random((max_combinations * 2, n_splits)), axis=1)[:, :half], axis=1)
+        _, first = np.unique(draws, axis=0, return_index=True)
+        chosen = draws[np.sort(first)[:max_combinations]].astype(np.int64)  # in draw order: unbiased
     mask = np.zeros((len(chosen), n_splits), dtype=bool)
     mask[np.arange(len(chosen))[:, None], chosen] = True
 

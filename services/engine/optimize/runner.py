@@ -51,7 +51,7 @@ MAX_TOP_K = 100
 DEFAULT_TOP_K = 10
 MAX_CHUNK = 256        # trials per executor task, at most
 MAX_WINDOWS = 500
-PBO_CELLS = 1_000_000  # CSCV combinations × trials evaluated at most (beyond: sampled combinations)
+PBO_CELLS = 2_000_000  # CSCV combinations × trials evaluated at most (beyond: sampled combinations)
 # A trial_completed carries these metrics beside the objectives (the rest: GetOptimization,
 # the download).
 _INT_METRICS = frozenset({"max_consecutive_wins", "max_consecutive_losses", "total_trades"})
