@@ -235,7 +235,7 @@ def step_nb(open_, high, low, close, day, square_off, entry_signal, exit_signal,
         # positions open) a day's last bar, no entry signal fires and, positions open, no exit
         # signal; and no open position has stops or max_bars. It is written out here, not in
         # a helper: every array handed to a numba function costs an atomic incref/decref pair.
-        if not pending and day[i] == cur_day:
+        if not pending and (day[i] == cur_day or (skip and not intraday)):
             # Up to two open positions are held in scalars; more are read from the records.
             # Equity sums as step 5 does: cash, then each open position in node order.
             quiet = True
@@ -260,16 +260,19 @@ def step_nb(open_, high, low, close, day, square_off, entry_signal, exit_signal,
                             sq1 = p.side * p.qty
                             ep1 = p.entry_price
             if quiet and skip:
-                # The stretch ends at the next bar with a signal, day start or square-off bar,
-                # or (intraday, positions open) the day's last bar: found, not scanned.
+                # The stretch ends at the next bar with a signal (or stop); intraday also at the
+                # next day start, square-off bar, or (positions open) the day's last bar — found,
+                # not scanned. Not intraday, it runs across days: a day change only resets the
+                # day's entry counts, and each day's close gets its equity.
                 while bc < nb and busy_bars[bc] < i:
                     bc += 1
                 while dc < nd_ and day_starts[dc] <= i:
                     dc += 1
-                j = min(stop, day_starts[dc] if dc < nd_ else n)
+                j = stop
                 if bc < nb:
                     j = min(j, busy_bars[bc])
                 if intraday:
+                    j = min(j, day_starts[dc] if dc < nd_ else n)
                     while sc < ns and square_bars[sc] < i:
                         sc += 1
                     if sc < ns:
@@ -277,20 +280,32 @@ def step_nb(open_, high, low, close, day, square_off, entry_signal, exit_signal,
                     if n_open > 0:
                         j = min(j, (day_starts[dc] if dc < nd_ else n) - 1)
                 if j > i:
-                    c = close[j - 1]
-                    if n_open == 0:
-                        equity[j - 1] = cash
-                    elif n_open == 1:
-                        equity[j - 1] = cash + sq0 * (c - ep0)
-                    elif n_open == 2:
-                        equity[j - 1] = cash + sq0 * (c - ep0) + sq1 * (c - ep1)
-                    else:
-                        eq = cash
+                    # Equity at each day close inside the stretch, and at its last bar.
+                    m = dc
+                    while True:
+                        last = (day_starts[m] - 1) if m < nd_ and day_starts[m] < j else j - 1
+                        c = close[last]
+                        if n_open == 0:
+                            equity[last] = cash
+                        elif n_open == 1:
+                            equity[last] = cash + sq0 * (c - ep0)
+                        elif n_open == 2:
+                            equity[last] = cash + sq0 * (c - ep0) + sq1 * (c - ep1)
+                        else:
+                            eq = cash
+                            for e in range(E):
+                                p = pos[e]
+                                if p.qty != 0.0:
+                                    eq += p.side * p.qty * (c - p.entry_price)
+                            equity[last] = eq
+                        if last == j - 1:
+                            break
+                        m += 1
+                    if day[j - 1] != cur_day:
+                        cur_day = day[j - 1]
+                        squared = False
                         for e in range(E):
-                            p = pos[e]
-                            if p.qty != 0.0:
-                                eq += p.side * p.qty * (c - p.entry_price)
-                        equity[j - 1] = eq
+                            book[e].day_entries = 0
                     if n_open > 0:
                         for e in range(E):
                             p = pos[e]

@@ -168,3 +168,18 @@ def test_option_legs_take_the_reference_path(bars, catalog):
     assert not r.error
     assert r.metrics["total_trades"] > 0
     assert json.dumps(r.metrics)  # plain numbers
+
+
+def test_daily_bars_and_stretches_across_days(bars):
+    """On daily bars every bar is a day: quiet stretches run across days (day closes marked,
+    the day's entry counts reset) and must give what the backtest gives."""
+    base = _strategy("sma_cross")
+    base.execution.timeframe = "1d"
+    trials = []
+    for fast, slow in ((5, 20), (8, 60), (3, 150)):
+        s = copy.deepcopy(base)
+        s.indicators[0].period, s.indicators[1].period = fast, slow
+        s.entries[0].max_entries_per_day = 1
+        trials.append(s)
+    results = _check(bars, trials, RunSettings(start=date(2017, 1, 1), end=date(2024, 12, 31)))
+    assert all(r.metrics["total_trades"] > 5 for r in results)
