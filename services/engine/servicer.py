@@ -114,6 +114,44 @@ def _handler(fn):
     return wrapper
 
 
+async def follow_log(context, event_log, after: int, limit: int, hub: StreamHub, ident: str,
+                     terminal_id, exists, what: str) -> AsyncIterator[list[tuple[int, bytes]]]:
+    """Pages of (event id, event bytes) of a job's log after `after`: what is in the log, then
+    live as the hub says more was appended, up to the terminal event (`terminal_id()`, None
+    while running). A page holds what the log has when read (up to `limit`); it never waits to
+    fill one. An `after` beyond the log is OUT_OF_RANGE; a job deleted meanwhile (`exists()`
+    false) aborts NOT_FOUND. Backtests and optimizations stream through it."""
+    if after > event_log.last_id:
+        await _abort(context, RpcError(
+            grpc.StatusCode.OUT_OF_RANGE,
+            f"after_event_id {after} is beyond the last event id {event_log.last_id}",
+            [error_details_pb2.BadRequest(field_violations=[error_details_pb2.BadRequest.FieldViolation(
+                field="after_event_id", description=f"must be <= {event_log.last_id}")])]))
+        return
+    cursor = after
+    while True:
+        fut = hub.future(ident)
+        try:
+            page = event_log.read(cursor, limit)
+        except LogClosed:
+            await _abort(context, not_found(what, ident))
+            return
+        if page:
+            yield page
+            cursor = page[-1][0]
+            continue
+        terminal = terminal_id()
+        if terminal is not None and cursor >= terminal:
+            return
+        try:
+            # The timeout only re-checks for deletion; wake-ups come from the hub.
+            await asyncio.wait_for(asyncio.shield(fut), timeout=5.0)
+        except asyncio.TimeoutError:
+            if not exists():
+                await _abort(context, not_found(what, ident))
+                return
+
+
 class BacktestServicer(pb_grpc.BacktestServiceServicer):
     def __init__(self, store: LocalStore, catalog: Catalog, jobs: JobManager, hub: StreamHub,
                  settings: EngineSettings, auth: Authenticator | None = None):
@@ -203,36 +241,10 @@ class BacktestServicer(pb_grpc.BacktestServiceServicer):
         except RpcError as err:
             await _abort(context, err)
             return
-        event_log = self.store.event_log(bid)
-        if after > event_log.last_id:
-            await _abort(context, RpcError(
-                grpc.StatusCode.OUT_OF_RANGE,
-                f"after_event_id {after} is beyond the last event id {event_log.last_id}",
-                [error_details_pb2.BadRequest(field_violations=[error_details_pb2.BadRequest.FieldViolation(
-                    field="after_event_id", description=f"must be <= {event_log.last_id}")])]))
-            return
-        cursor = after
-        while True:
-            fut = self.hub.future(bid)
-            try:
-                page = event_log.read(cursor, limit)
-            except LogClosed:
-                await _abort(context, not_found("backtest", bid))
-                return
-            if page:
-                yield page
-                cursor = page[-1][0]
-                continue
-            terminal = self.jobs.terminal_id(bid)
-            if terminal is not None and cursor >= terminal:
-                return
-            try:
-                # The timeout only re-checks for deletion; wake-ups come from the hub.
-                await asyncio.wait_for(asyncio.shield(fut), timeout=5.0)
-            except asyncio.TimeoutError:
-                if self.store.get(bid) is None:
-                    await _abort(context, not_found("backtest", bid))
-                    return
+        async for page in follow_log(context, self.store.event_log(bid), after, limit, self.hub, bid,
+                                     lambda: self.jobs.terminal_id(bid), lambda: self.store.get(bid) is not None,
+                                     "backtest"):
+            yield page
 
     # --- queries -------------------------------------------------------------------------
     def _record(self, bid: str, me: Principal):

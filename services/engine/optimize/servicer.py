@@ -32,7 +32,7 @@ from services.engine.quotas import QuotaExceeded, StartRate
 from services.engine.requests import MAX_ECHOED_ID, MAX_REQUEST_ID, MAX_STRATEGY_ID
 from services.engine.servicer import (BATCH_BYTES, BATCH_EVENTS, MAX_BATCH_EVENTS, STREAM_PAGE, ZIP_CHUNK,
                                       BacktestServicer, RpcError, _abort, _handler, _ts, _zip_response, batch_bytes,
-                                      exhausted, invalid, not_found)
+                                      exhausted, follow_log, invalid, not_found)
 from services.engine.settings import EngineSettings
 from storage import TERMINAL_STATUSES, LogClosed, NotFound
 from storage.optimizations import OptimizationRecord, OptimizationStore
@@ -134,35 +134,10 @@ class OptimizationServicer(opb_grpc.OptimizationServiceServicer):
         except NotFound:
             await _abort(context, not_found("optimization", oid))
             return
-        if after > event_log.last_id:
-            await _abort(context, RpcError(
-                grpc.StatusCode.OUT_OF_RANGE,
-                f"after_event_id {after} is beyond the last event id {event_log.last_id}",
-                [error_details_pb2.BadRequest(field_violations=[error_details_pb2.BadRequest.FieldViolation(
-                    field="after_event_id", description=f"must be <= {event_log.last_id}")])]))
-            return
-        cursor = after
-        while True:
-            fut = self.hub.future(oid)
-            try:
-                page = event_log.read(cursor, limit)
-            except LogClosed:
-                await _abort(context, not_found("optimization", oid))
-                return
-            if page:
-                yield page
-                cursor = page[-1][0]
-                continue
-            terminal = self.jobs.terminal_id(oid)
-            if terminal is not None and cursor >= terminal:
-                return
-            try:
-                # The timeout only re-checks for deletion; wake-ups come from the hub.
-                await asyncio.wait_for(asyncio.shield(fut), timeout=5.0)
-            except asyncio.TimeoutError:
-                if self.store.get(oid) is None:
-                    await _abort(context, not_found("optimization", oid))
-                    return
+        async for page in follow_log(context, event_log, after, limit, self.hub, oid,
+                                     lambda: self.jobs.terminal_id(oid), lambda: self.store.get(oid) is not None,
+                                     "optimization"):
+            yield page
 
     # --- queries -------------------------------------------------------------------------
     def _record(self, oid: str, me: Principal) -> OptimizationRecord:
