@@ -248,7 +248,7 @@ def test_ten_thousand_trials_stream_in_without_a_long_task(open_dashboard: OpenP
 
 def test_without_the_worker_the_page_reads_the_stream_itself(context: Any, open_dashboard: OpenPage,
                                                              api: httpx.Client) -> None:
-    context.route("**/ui/js/opt-stream-worker.js", lambda route: route.fulfill(status=404, body="gone"))
+    context.route("**/ui/js/stream-worker.js", lambda route: route.fulfill(status=404, body="gone"))
     strategy = example("sma_cross.json")
     res = api.post("api/v1/optimizations", json={"config": {
         "strategy": strategy, "method": "random", "max_trials": 20, "seed": 5, "symbol": "SIM-NIFTY",

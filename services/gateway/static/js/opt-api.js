@@ -4,7 +4,7 @@
 // to the page's sign-in through the handler main.js registers with onUnauthorized). The stream is js/stream.js's Feed (EventSource, Last-Event-ID
 // resume, ?after_event_id= reopen, duplicate ids dropped) reading the batched stream
 // `…/stream:batches`, with the optimization's event kinds. As for backtests, it runs in a Web
-// Worker (js/opt-stream-worker.js), on the page where none starts: 10,000 trials are ~15 MB of
+// Worker (js/stream-worker.js, kind 'optimization'), on the page where none starts: 10,000 trials are ~15 MB of
 // JSON, and the worker hands the page each trial with the few metrics the page shows.
 
 import { apiUrl, request } from './api.js';
@@ -104,7 +104,7 @@ export class OptimizationStream {
       recover: (lastId) => recover(lastId),
     };
     try {
-      this.worker = new Worker(new URL('./opt-stream-worker.js', import.meta.url), { type: 'module', name: 'optimization-stream' });
+      this.worker = new Worker(new URL('./stream-worker.js', import.meta.url), { type: 'module', name: 'optimization-stream' });
       this.worker.onmessage = (e) => this._fromWorker(e.data);
       this.worker.onerror = (e) => {
         e.preventDefault?.();
@@ -119,7 +119,7 @@ export class OptimizationStream {
     this.lastId = afterId;
     this.started = afterId;
     if (this.feed) this.feed.start(afterId);
-    else this.worker?.postMessage({ type: 'start', url: this.url, afterId });
+    else this.worker?.postMessage({ type: 'start', url: this.url, afterId, kind: 'optimization' });
   }
 
   close(state = 'closed') {

@@ -1,12 +1,14 @@
-// The Web Worker that reads a backtest's event stream for the page (js/stream.js): EventSource,
-// resume, dedupe and JSON.parse happen here, off the page's main thread; the page gets each SSE
-// message's events, slimmed, in one postMessage.
+// The Web Worker that reads a backtest's (js/stream.js) or an optimization's (js/opt-api.js)
+// event stream for the page: EventSource, resume, dedupe and JSON.parse happen here, off the
+// page's main thread; the page gets each SSE message's events, slimmed, in one postMessage.
 //
-// From the page: {type: 'start', url, afterId}, {type: 'reopen', afterId}, {type: 'close'},
+// From the page: {type: 'start', url, afterId, kind} (kind 'optimization': an optimization's
+// stream; else a backtest's), {type: 'reopen', afterId}, {type: 'close'},
 // {type: 'verdict', id, verdict} (the answer to a recover request), {type: 'nodes', id, ids}.
 // To the page: {type: 'events', list, lastId, stats}, {type: 'state', state, detail, stats},
 // {type: 'recover', id, lastId}, {type: 'nodes', id, found}.
 
+import { OptimizationFeed } from './opt-api.js';
 import { Feed } from './stream.js';
 
 let feed = null;
@@ -27,7 +29,7 @@ self.onmessage = (e) => {
   const m = e.data;
   switch (m.type) {
     case 'start':
-      feed = new Feed(m.url, out);
+      feed = m.kind === 'optimization' ? new OptimizationFeed(m.url, out) : new Feed(m.url, out);
       feed.start(m.afterId);
       break;
     case 'reopen':
@@ -41,7 +43,7 @@ self.onmessage = (e) => {
       verdicts.delete(m.id);
       break;
     case 'nodes':
-      postMessage({ type: 'nodes', id: m.id, found: feed ? feed.nodeEvents(m.ids) : [] });
+      postMessage({ type: 'nodes', id: m.id, found: feed?.nodeEvents ? feed.nodeEvents(m.ids) : [] });
       break;
     default:
       break;
