@@ -377,7 +377,7 @@ def section_options(args) -> dict:
 TARGETS = [
     ("optimize", "grid10k_s", "<=", 45, "optimizer: 10,000 SMA pairs over all of SIM-NIFTY (923 k bars), s"),
     ("optimize", "mbar_steps_per_s_per_core", ">=", 100, "  the same, M bar-steps/s per core"),
-    ("optimize", "peak_mb", "<=", 2048, "  peak memory of the optimize section, MiB"),
+    ("optimize", "grid10k_peak_mb", "<=", 2048, "  peak memory of that process, MiB"),
     ("optimize", "vectorbt_speedup", ">=", 10, "optimizer vs vectorbt parameter broadcasting, 1,000 pairs (x)"),
     ("optimize", "backtesting_py_speedup", ">=", 100, "optimizer's sweep vs backtesting.py optimize, 100 pairs daily (x)"),
     ("optimize", "same_winners", "==", 1, "  the same winners as both peers (1 = yes)"),
