@@ -105,7 +105,7 @@ def dask_vs_embedded(catalog, embedded_s: float) -> dict:
     strategy = json.loads(SMA.read_text())
     strategy["execution"]["commission_pct"] = 0.01
     t0 = time.perf_counter()
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
         started = time.perf_counter() - t0
         executor = DaskExecutor(client=client)

@@ -210,6 +210,25 @@ class JobManager(RecoveryMixin):
         self._repair_locks: dict[str, threading.Lock] = {}
         hook = getattr(store, "on_log_open", None)
         self._unhook = hook(self._log_opened) if hook is not None else (lambda: None)
+        self._cluster_lock = threading.Lock()
+        self._cluster_client = None           # distributed.Client of settings.dask_scheduler
+        self._cluster_down_until = 0.0
+
+    def _cluster(self):
+        """The Dask client runs compute on when HINDSIGHT_DASK_SCHEDULER is set; None: compute
+        here (no cluster configured, or it cannot be reached — retried after a minute)."""
+        if not self.settings.dask_scheduler or self._closed:
+            return None
+        with self._cluster_lock:
+            if self._cluster_client is None and time.monotonic() >= self._cluster_down_until:
+                from services.engine.optimize.executor import ExecutorError, make_executor
+
+                try:
+                    self._cluster_client = make_executor(self.settings.dask_scheduler).client
+                except ExecutorError as exc:
+                    log.warning("backtests compute in the engine: %s", exc)
+                    self._cluster_down_until = time.monotonic() + 60.0
+            return self._cluster_client
 
     # --- queries -------------------------------------------------------------------------
     def job(self, backtest_id: str) -> Job | None:
@@ -493,7 +512,19 @@ class JobManager(RecoveryMixin):
 
         # Stop computing once publishing has failed (a day's files could not be written, say):
         # drain() then raises that error and the run ends with backtest_failed.
-        result = bt.run(on_day=on_day, should_stop=lambda: job.cancel.is_set() or pub.error is not None)
+        def should_stop() -> bool:
+            return job.cancel.is_set() or pub.error is not None
+
+        client = None if job.plan.has_legs else self._cluster()
+        if client is not None:
+            # Computed on a worker of the cluster; its days come back here in order, and are
+            # published exactly as this engine's own would be.
+            from services.engine.remote import run_remote
+
+            result = run_remote(client, bid, job.plan.source.SerializeToString(), bt.bars, job.settings, cfg.symbol,
+                                on_day, should_stop)
+        else:
+            result = bt.run(on_day=on_day, should_stop=should_stop)
         pub.drain()
         if rs is not None and rs.pending > 0 and not result.cancelled:
             raise ckpt.CheckpointUnusable(f"its log holds {rs.pending} events after the last one recomputed")
@@ -627,6 +658,9 @@ class JobManager(RecoveryMixin):
         self._pool.shutdown(wait=wait)
         self._writers.shutdown(wait=wait)
         self._unhook()
+        if self._cluster_client is not None:
+            self._cluster_client.close()
+            self._cluster_client = None
 
 
 def _finite(d: dict) -> dict:

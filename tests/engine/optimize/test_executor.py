@@ -90,7 +90,7 @@ def cluster():
     distributed = pytest.importorskip("distributed")
     started = time.perf_counter()
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as c:
+                                  dashboard_address=":0") as c:
         c.hindsight_startup_s = time.perf_counter() - started
         yield c
 
