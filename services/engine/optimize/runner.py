@@ -41,7 +41,7 @@ from . import overfitting, walkforward
 from .executor import EmbeddedExecutor, Executor
 from .samplers import METHODS, Proposer
 from .space import DEFAULT_GRID_CAP, SpacePlan, compile_space
-from .sweep import SweepContext, TrialResult
+from .sweep import SweepContext, TrialResult, release
 
 DIRECTIONS = ("maximize", "minimize")
 DEFAULT_OBJECTIVE = ("sharpe", "maximize")
@@ -441,7 +441,7 @@ class Optimization:
             finally:
                 session.close()
                 # The kernel's series cache (up to a GiB) is not needed for the statistics.
-                w.context.__dict__.pop("_fast", None)
+                release(w.context)
         finally:
             log.close()
         return out

@@ -12,6 +12,8 @@ indicators from the same bar).
 from __future__ import annotations
 
 import math
+import threading
+import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,6 +46,7 @@ class SweepContext:
     settings: RunSettings
     options: object = None        # options.runner.OptionSource for strategies with legs
     dates: list[str] = field(default_factory=list)   # the run's trading days, YYYY-MM-DD
+    key: str = field(default_factory=lambda: uuid.uuid4().hex)  # names its kernel state (see _fast)
 
     @property
     def days(self) -> int:
@@ -71,10 +74,6 @@ class SweepContext:
         return cls(bars=sliced, symbol=symbol, settings=settings, options=options,
                    dates=[day_str(d) for d in day_dates[first_day:]])
 
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state.pop("_fast", None)  # the kernel's caches are rebuilt where the context lands
-        return state
 
 
 def _nan_metrics() -> dict[str, float]:
@@ -150,11 +149,32 @@ class _Fast:
         return self.scratch[key]
 
 
+# The kernel's state of the sweep this process computes now, by context key: kept apart from
+# the context object, so a Dask worker that gets the context again (its scheduler drops copies
+# no pending task needs) keeps its series cache. One sweep at a time per process: a new one
+# evicts the last (up to a GiB of series).
+_FAST: dict[str, _Fast] = {}
+_FAST_LOCK = threading.Lock()
+
+
 def _fast(context: SweepContext, plan) -> _Fast:
-    fast = context.__dict__.get("_fast")
-    if fast is None:
-        fast = context.__dict__["_fast"] = _Fast(context, plan)
-    return fast
+    with _FAST_LOCK:
+        fast = _FAST.get(context.key)
+        if fast is None:
+            _FAST.clear()
+            fast = _FAST[context.key] = _Fast(context, plan)
+        return fast
+
+
+def fast_state(context: SweepContext) -> _Fast | None:
+    """The kernel's state for this context in this process, if it was built."""
+    return _FAST.get(context.key)
+
+
+def release(context: SweepContext) -> None:
+    """Drop this context's kernel state here (its series cache) once its sweep is over."""
+    with _FAST_LOCK:
+        _FAST.pop(context.key, None)
 
 
 def evaluate(context: SweepContext, strategies: list[strategy_pb2.Strategy]) -> list[TrialResult]:
@@ -192,7 +212,7 @@ def evaluate(context: SweepContext, strategies: list[strategy_pb2.Strategy]) -> 
         by_shape: dict[tuple, list] = {}
         for k, c in compiled:
             by_shape.setdefault((c.shape, c.prog_i.shape[0], c.depth), []).append((k, c))
-        fast = context.__dict__["_fast"]
+        fast = fast_state(context) or _fast(context, compile_strategy(strategies[compiled[0][0]]))
         for group in by_shape.values():
             for k, result in _run_group(fast, group):
                 out[k] = result

@@ -57,7 +57,7 @@ def _check(bars, strategies, settings=RunSettings(start=date(2021, 1, 1), end=da
         s.execution.warmup_bars = 300
     ctx = SweepContext.build(base, bars, settings)
     fast = evaluate(ctx, strategies)
-    assert "_fast" in ctx.__dict__, "the kernel path was not taken"
+    assert sweep.fast_state(ctx) is not None, "the kernel path was not taken"
     for f, s in zip(fast, strategies):
         _same(f, evaluate_one(ctx, s))
     return fast
@@ -143,7 +143,7 @@ def test_many_series_more_than_the_cache_holds(bars, monkeypatch):
     monkeypatch.setattr(sweep, "SERIES_BUDGET", 12 * 8 * 50_000)  # 12 rows
     ctx = SweepContext.build(base, small, RunSettings())
     fast = evaluate(ctx, trials)
-    assert ctx.__dict__["_fast"].cache.capacity == 12
+    assert sweep.fast_state(ctx).cache.capacity == 12
     for f, s in zip(fast, trials):
         _same(f, evaluate_one(ctx, s))
 
