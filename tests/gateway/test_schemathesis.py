@@ -7,8 +7,9 @@ Python API, as its CLI runs it) then runs every phase with every check, from a f
 (derandomized, no example database) and a bounded number of examples, and the test asserts that
 nothing failed:
 
-* examples: a StartBacktest of a small strategy over two days of SIM-NIFTY (added to the served
-  document here; the protos have no examples), which the other phases reuse;
+* examples: a StartBacktest of a small strategy over two days of SIM-NIFTY and a StartOptimization
+  of three of its periods (added to the served document here; the protos have no examples),
+  which the other phases reuse;
 * coverage: boundaries and wrong types of every parameter and body;
 * fuzzing: 12 positive and negative examples per operation;
 * stateful: 40 scenarios of up to 8 steps through the document's links (StartBacktest →
@@ -220,14 +221,25 @@ def _config() -> Any:
         # stay; HINDSIGHT_SCHEMATHESIS_FULL=1 runs that coverage too.
         "operations": [] if FULL else [
             {"include-operation-id": op, "phases": {"coverage": {"enabled": False}}}
-            for op in ("BacktestService_StartBacktest", "BacktestService_ValidateStrategy")],
+            for op in ("BacktestService_StartBacktest", "BacktestService_ValidateStrategy",
+                       "OptimizationService_StartOptimization")],
     })
+
+
+def _example_optimization() -> dict[str, Any]:
+    """A StartOptimization that runs: three RSI periods over two days of SIM-NIFTY."""
+    return {"config": {"strategy": EXAMPLE_STRATEGY, "method": "grid", "symbol": "SIM-NIFTY",
+                       "start_date": "2024-01-02", "end_date": "2024-01-03",
+                       "space": {"parameters": [{"name": "period", "path": "indicators[0].period",
+                                                 "int_range": {"low": 10, "high": 20, "step": 5}}]}}}
 
 
 def _with_examples(doc: dict[str, Any]) -> dict[str, Any]:
     """The served document plus request examples (a strategy that runs, a short date range)."""
     start = doc["paths"]["/api/v1/backtests"]["post"]["requestBody"]["content"]["application/json"]
     start["examples"] = {"rsi_week": {"value": _example_start()}}
+    optimize = doc["paths"]["/api/v1/optimizations"]["post"]["requestBody"]["content"]["application/json"]
+    optimize["examples"] = {"rsi_periods": {"value": _example_optimization()}}
     validate = doc["paths"]["/api/v1/strategies:validate"]["post"]["requestBody"]["content"]["application/json"]
     validate["examples"] = {"rsi": {"value": {"strategy": EXAMPLE_STRATEGY}}}
     return doc

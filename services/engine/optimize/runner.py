@@ -33,7 +33,7 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from hindsight.v1 import optimization_pb2 as opb
 from hindsight.v1 import results_pb2, strategy_pb2
 
-from services.engine.core.backtest import RunError, RunSettings, day_str
+from services.engine.core.backtest import RunSettings, day_str
 from services.engine.core.metrics import METRIC_FIELDS
 from services.engine.core.spec import Problem, SpecError, compile_strategy, valid_timeframe
 

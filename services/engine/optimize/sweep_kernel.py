@@ -25,17 +25,16 @@ import math
 import threading
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 from numba import njit, prange
 
 from services.engine.core import records
 from services.engine.core.kernels import _NO_DAY, _NO_ORDER, book_dt, close_all_nb, node_dt, step_nb
 from services.engine.core.metrics import METRIC_FIELDS
-from services.engine.core.records import EXIT_END_OF_DATA, position_dt, trade_dt
+from services.engine.core.records import EXIT_END_OF_DATA, position_dt
 from services.engine.core.registry import INDICATORS
 from services.engine.core.signals import SeriesBook
-from services.engine.core.spec import CROSSES, FIELDS, STATE_OPERANDS, ConditionPlan, StrategyPlan
+from services.engine.core.spec import FIELDS, STATE_OPERANDS, ConditionPlan, StrategyPlan
 
 # Postfix instructions: int64 rows [code, arg, lhs slot, lhs offset, rhs slot, rhs offset] and
 # float64 rows [lhs constant, rhs constant]; slot -1: the constant.

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -88,10 +87,8 @@ def reference(context) -> dict[int, list]:
 @pytest.fixture(scope="module")
 def cluster():
     distributed = pytest.importorskip("distributed")
-    started = time.perf_counter()
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=":0") as c:
-        c.hindsight_startup_s = time.perf_counter() - started
         yield c
 
 
@@ -327,32 +324,3 @@ def test_make_executor_connects_to_a_running_scheduler(cluster, context, referen
         chunks = chunked(trials(range(2, 8)), 3)
         with ex.session(context) as s:
             check(list(s.map(chunks)), chunks, reference)
-
-
-def test_measure_two_workers_against_embedded(cluster, client, data_dir, capsys):
-    """Not a check: prints how long 200 trials take on the LocalCluster and embedded."""
-    bars = Catalog(data_dir).load("SIM-NIFTY")
-    base = trials([10])[0]
-    ctx = sweep.SweepContext.build(base, bars, SETTINGS)  # the run's quarter and its warm-up
-    strategies = trials([p for p in range(2, 22) for _ in range(10)])  # 200 trials
-    chunks = chunked(strategies, 10)
-    lines = []
-    t = time.perf_counter()
-    with EmbeddedExecutor().session(ctx) as s:
-        list(s.map(chunks))
-    lines.append(f"embedded: {time.perf_counter() - t:.2f} s")
-    with DaskExecutor(client=client) as ex:
-        t = time.perf_counter()
-        s = ex.session(ctx)
-        scatter = time.perf_counter() - t
-        list(s.map(chunks))
-        total = time.perf_counter() - t
-        t = time.perf_counter()
-        list(s.map(chunks))
-        warm = time.perf_counter() - t
-        s.close()
-    lines.append(f"dask 2 workers: {total:.2f} s (scatter {scatter:.2f} s), again {warm:.2f} s, "
-                 f"cluster start {cluster.hindsight_startup_s:.2f} s")
-    with capsys.disabled():
-        print(f"\n200 trials in chunks of 10, a context of {len(pickle.dumps(ctx)) >> 20} MB: "
-              + "; ".join(lines))
