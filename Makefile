@@ -49,7 +49,7 @@ run: setup
 	$(PY) -m services.cli serve
 
 test: setup node-client browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 test-fast: setup
 	$(PY) -m pytest -q -m 'not slow and not browser'
