@@ -173,6 +173,8 @@ def positive_data_acceptance_but_the_engines_rules(ctx: Any, response: Any, case
 
 
 def _engine_validation(body: dict[str, Any]) -> bool:
+    if body.get("code") == 9:  # FAILED_PRECONDITION: the run's state (still running), not the data
+        return bool(body.get("message"))
     if body.get("code") not in (3, 11):  # INVALID_ARGUMENT, OUT_OF_RANGE
         return False
     message = str(body.get("message", ""))
