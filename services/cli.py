@@ -261,7 +261,7 @@ class _OptProblems:
 
 
 class _FileCatalog:
-    """One data file as the optimizer's catalog (load, trading_days), read once."""
+    """One data file as the optimizer's catalog (has, load, trading_days), read once."""
 
     def __init__(self, path: Path, symbol: str, tz):
         self.path, self.symbol, self._tz = path, symbol, tz
@@ -275,6 +275,9 @@ class _FileCatalog:
                 raise FileNotFoundError(f"data file '{self.path}' does not exist")
             self._bars = load_bars(self.path, symbol=self.symbol, tz=self._tz())
         return self._bars
+
+    def has(self, symbol: str) -> bool:
+        return symbol == self.symbol
 
     def trading_days(self, symbol: str, start=None, end=None) -> list:
         from services.engine.core.calendar import day_date

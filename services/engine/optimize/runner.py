@@ -180,6 +180,9 @@ class Optimization:
             problems.append(Problem("config.grid_cap", f"{c.grid_cap}: use 1 to {DEFAULT_GRID_CAP:,} (0: the maximum)"))
         if not c.symbol:
             problems.append(Problem("config.symbol", "required: a dataset, e.g. SIM-NIFTY (ListDatasets names them)"))
+        elif not catalog.has(c.symbol):
+            known = ", ".join(d.symbol for d in catalog.list())
+            problems.append(Problem("config.symbol", f"unknown dataset '{c.symbol[:200]}' (known: {known})"))
         if c.timeframe and not valid_timeframe(c.timeframe):
             problems.append(Problem("config.timeframe", f"unknown timeframe '{c.timeframe[:20]}': use e.g. 1m, 5m, 1h, 1d"))
         for name in ("initial_capital", "commission_pct", "slippage_pct"):

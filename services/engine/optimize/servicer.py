@@ -281,7 +281,8 @@ def _prepare(request: opb.StartOptimizationRequest, catalog: Catalog,
              executor: Callable[[], Executor]) -> Optimization:
     """The request checked and its optimization prepared (blocking: it loads the data). What
     can be told without loading anything is checked first: a missing config, strategy or
-    symbol, an unknown dataset, ids too long; Optimization.prepare checks the rest."""
+    symbol, ids too long; Optimization.prepare checks the rest (an unknown dataset with every
+    other problem of the config)."""
     problems: list[Problem] = []
     config = request.config
     if not request.HasField("config"):
@@ -293,10 +294,6 @@ def _prepare(request: opb.StartOptimizationRequest, catalog: Catalog,
                                                        "the space varies (see examples/strategies/)"))
         if not config.symbol:
             problems.append(Problem("config.symbol", "missing symbol: use a dataset from ListDatasets, e.g. SIM-NIFTY"))
-        elif not catalog.has(config.symbol):
-            known = ", ".join(d.symbol for d in catalog.list())
-            problems.append(Problem("config.symbol", f"unknown dataset '{config.symbol[:MAX_ECHOED_ID]}' "
-                                                     f"(known: {known})"))
     if len(request.request_id) > MAX_REQUEST_ID:
         problems.append(Problem("request_id", f"at most {MAX_REQUEST_ID} characters"))
     if len(request.strategy_id) > MAX_STRATEGY_ID:

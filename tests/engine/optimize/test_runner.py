@@ -208,11 +208,12 @@ def test_grid_over_the_cap_says_how_many(catalog):
     assert "15" in str(err.value) and "cap of 3" in str(err.value)
 
 
-def test_unknown_symbol(catalog):
-    from services.engine.core.catalog import UnknownDataset
-
-    with pytest.raises(UnknownDataset):
-        Optimization.prepare(config(symbol="NOPE"), catalog)
+def test_unknown_symbol_is_reported_with_every_other_problem(catalog):
+    with pytest.raises(SpecError) as err:
+        Optimization.prepare(config(symbol="NOPE", objectives=[{"metric": "sharp"}]), catalog)
+    fields = {p.field for p in err.value.problems}
+    assert {"config.symbol", "config.objectives[0].metric"} <= fields
+    assert "SIM-NIFTY" in str(err.value)
 
 
 def test_example_space_file_is_valid(catalog):
