@@ -1,5 +1,5 @@
-"""The engine's gRPC server: BacktestService, OptimizationService, health and reflection, with
-graceful shutdown.
+"""The engine's gRPC server: BacktestService, OptimizationService, DatasetService,
+StrategyService, AnalyticsService, health and reflection, with graceful shutdown.
 
 `create_server(settings)` builds and binds (port 0 for tests) and returns an `Engine` handle;
 `serve()` runs until SIGINT/SIGTERM; `main()` is the `hindsight engine` command.
@@ -24,10 +24,17 @@ from grpc_reflection.v1alpha import reflection
 
 from hindsight.v1 import backtest_service_pb2 as pb
 from hindsight.v1 import backtest_service_pb2_grpc as pb_grpc
+from hindsight.v1 import analytics_pb2 as apb
+from hindsight.v1 import datasets_pb2 as dpb
 from hindsight.v1 import optimization_pb2 as opb
+from hindsight.v1 import strategies_pb2 as spb
 
+from services.engine.analytics.servicer import SERVICE_NAME as ANALYTICS_SERVICE
+from services.engine.analytics.servicer import AnalyticsServicer
 from services.engine.auth import from_settings, is_loopback
 from services.engine.core.catalog import Catalog
+from services.engine.datasets.servicer import SERVICE_NAME as DATASET_SERVICE
+from services.engine.datasets.servicer import DatasetServicer
 from services.engine.hub import StreamHub
 from services.engine.jobs import JobManager
 from services.engine.optimize.jobs import OptimizationManager, OptimizationSettings
@@ -35,6 +42,8 @@ from services.engine.optimize.servicer import SERVICE_NAME as OPTIMIZATION_SERVI
 from services.engine.optimize.servicer import OptimizationServicer
 from services.engine.servicer import SERVICE_NAME, BacktestServicer
 from services.engine.settings import EngineSettings
+from services.engine.strategies.servicer import SERVICE_NAME as STRATEGY_SERVICE
+from services.engine.strategies.servicer import StrategyServicer
 from storage import LocalStore
 from storage.optimizations import OptimizationStore
 
@@ -97,6 +106,29 @@ def _decoding_stream(fn, req_cls):
     return handler
 
 
+def _decoding_client_stream(fn, req_cls):
+    """Client streams: each message is decoded here as it arrives (see _decoding_unary); the
+    servicer gets an async iterator of messages. A message that does not decode aborts the call
+    INVALID_ARGUMENT."""
+    async def handler(raw_iterator, context):
+        bad: list[Exception] = []
+
+        async def messages():
+            async for raw in raw_iterator:
+                try:
+                    yield req_cls.FromString(raw)
+                except (DecodeError, RecursionError, ValueError) as exc:
+                    bad.append(exc)
+                    return
+
+        result = await fn(messages(), context)
+        if bad:
+            await _bad_message(context, req_cls.DESCRIPTOR.full_name, bad[0])
+            return None
+        return result
+    return handler
+
+
 def _method_handlers(service: ServiceDescriptor, servicer: object) -> dict[str, grpc.RpcMethodHandler]:
     """A service's handlers, decoding requests themselves (see _decoding_unary); the event
     streams' responses pass through as the bytes they already are."""
@@ -109,7 +141,12 @@ def _method_handlers(service: ServiceDescriptor, servicer: object) -> dict[str, 
         resp_cls = db.GetSymbol(method.output_type.full_name)
         fn = getattr(servicer, method.name)
         ser = _passthrough if method.name in PASSTHROUGH else resp_cls.SerializeToString
-        if method.server_streaming:
+        if method.client_streaming and method.server_streaming:
+            raise TypeError(f"{method.full_name}: bidirectional streams are not served")
+        if method.client_streaming:
+            handlers[method.name] = grpc.stream_unary_rpc_method_handler(
+                _decoding_client_stream(fn, req_cls), response_serializer=ser)
+        elif method.server_streaming:
             handlers[method.name] = grpc.unary_stream_rpc_method_handler(
                 _decoding_stream(fn, req_cls), response_serializer=ser)
         else:
@@ -130,12 +167,16 @@ class Engine:
     servicer: BacktestServicer
     optimizations: OptimizationManager
     optimization_servicer: OptimizationServicer
+    dataset_servicer: DatasetServicer
+    strategy_servicer: StrategyServicer
+    analytics_servicer: AnalyticsServicer
     _cleanup_task: asyncio.Task | None = None
 
     async def start(self) -> None:
         await self.server.start()
         await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
-        await self.health.set(OPTIMIZATION_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        for name in (OPTIMIZATION_SERVICE, DATASET_SERVICE, STRATEGY_SERVICE, ANALYTICS_SERVICE):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         self._cleanup_task = asyncio.create_task(self._cleanup_loop())
 
@@ -208,21 +249,31 @@ async def create_server(settings: EngineSettings | None = None, address: str | N
     server = grpc.aio.server(options=KEEPALIVE_OPTIONS)
     servicer = BacktestServicer(store, catalog, jobs, hub, settings, auth)
     opt_servicer = OptimizationServicer(opt_store, catalog, optimizations, hub, settings, auth, servicer.quotas.rate)
+    dataset_servicer = DatasetServicer(servicer)
+    strategy_servicer = StrategyServicer(servicer)
+    analytics_servicer = AnalyticsServicer(servicer)
     server.add_generic_rpc_handlers((
         grpc.method_handlers_generic_handler(SERVICE_NAME, _method_handlers(
             pb.DESCRIPTOR.services_by_name["BacktestService"], servicer)),
         grpc.method_handlers_generic_handler(OPTIMIZATION_SERVICE, _method_handlers(
             opb.DESCRIPTOR.services_by_name["OptimizationService"], opt_servicer)),
+        grpc.method_handlers_generic_handler(DATASET_SERVICE, _method_handlers(
+            dpb.DESCRIPTOR.services_by_name["DatasetService"], dataset_servicer)),
+        grpc.method_handlers_generic_handler(STRATEGY_SERVICE, _method_handlers(
+            spb.DESCRIPTOR.services_by_name["StrategyService"], strategy_servicer)),
+        grpc.method_handlers_generic_handler(ANALYTICS_SERVICE, _method_handlers(
+            apb.DESCRIPTOR.services_by_name["AnalyticsService"], analytics_servicer)),
     ))
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, OPTIMIZATION_SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        (SERVICE_NAME, OPTIMIZATION_SERVICE, DATASET_SERVICE, STRATEGY_SERVICE, ANALYTICS_SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
          reflection.SERVICE_NAME), server)
     port = server.add_insecure_port(address or settings.grpc_addr)
     if port == 0:
         raise SystemExit(f"cannot bind the engine to {address or settings.grpc_addr}")
-    return Engine(server, port, settings, store, catalog, jobs, health, servicer, optimizations, opt_servicer)
+    return Engine(server, port, settings, store, catalog, jobs, health, servicer, optimizations, opt_servicer,
+                  dataset_servicer, strategy_servicer, analytics_servicer)
 
 
 # A one-day short straddle: what warm_up runs to compile the legs kernel and its helpers.

@@ -58,6 +58,7 @@ class EngineSettings:
     list_page_bytes: int = 1 << 20         # a ListBacktests page stops growing here
     switch_interval_ms: float = 1.0        # the GIL's switch interval in the engine (0: Python's 5 ms)
     dask_scheduler: str = ""               # tcp://host:port: sweeps run on that Dask cluster (else embedded)
+    max_upload_bytes: int = 1 << 30        # one dataset or option-chain upload, as sent (compressed)
 
     @property
     def store_root(self) -> Path:
@@ -94,5 +95,6 @@ class EngineSettings:
             list_page_bytes=max(64 << 10, _int("LIST_PAGE_BYTES", 1 << 20)),
             switch_interval_ms=max(0.0, _float("SWITCH_INTERVAL_MS", 1.0)),
             dask_scheduler=_env("DASK_SCHEDULER", "").strip(),
+            max_upload_bytes=_int("MAX_UPLOAD_MB", 1 << 10) << 20,
         )
         return replace(s, **overrides)

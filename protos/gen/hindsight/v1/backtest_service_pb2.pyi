@@ -32,7 +32,7 @@ BACKTEST_STATUS_FAILED: BacktestStatus
 BACKTEST_STATUS_CANCELLED: BacktestStatus
 
 class StartBacktestRequest(_message.Message):
-    __slots__ = ("strategy", "strategy_id", "symbol", "start_date", "end_date", "timeframe", "initial_capital", "commission_pct", "slippage_pct", "tick_interval", "request_id")
+    __slots__ = ("strategy", "strategy_id", "symbol", "start_date", "end_date", "timeframe", "initial_capital", "commission_pct", "slippage_pct", "tick_interval", "request_id", "strategy_version")
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_ID_FIELD_NUMBER: _ClassVar[int]
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +44,7 @@ class StartBacktestRequest(_message.Message):
     SLIPPAGE_PCT_FIELD_NUMBER: _ClassVar[int]
     TICK_INTERVAL_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_VERSION_FIELD_NUMBER: _ClassVar[int]
     strategy: _strategy_pb2.Strategy
     strategy_id: str
     symbol: str
@@ -55,7 +56,8 @@ class StartBacktestRequest(_message.Message):
     slippage_pct: float
     tick_interval: int
     request_id: str
-    def __init__(self, strategy: _Optional[_Union[_strategy_pb2.Strategy, _Mapping]] = ..., strategy_id: _Optional[str] = ..., symbol: _Optional[str] = ..., start_date: _Optional[str] = ..., end_date: _Optional[str] = ..., timeframe: _Optional[str] = ..., initial_capital: _Optional[float] = ..., commission_pct: _Optional[float] = ..., slippage_pct: _Optional[float] = ..., tick_interval: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+    strategy_version: int
+    def __init__(self, strategy: _Optional[_Union[_strategy_pb2.Strategy, _Mapping]] = ..., strategy_id: _Optional[str] = ..., symbol: _Optional[str] = ..., start_date: _Optional[str] = ..., end_date: _Optional[str] = ..., timeframe: _Optional[str] = ..., initial_capital: _Optional[float] = ..., commission_pct: _Optional[float] = ..., slippage_pct: _Optional[float] = ..., tick_interval: _Optional[int] = ..., request_id: _Optional[str] = ..., strategy_version: _Optional[int] = ...) -> None: ...
 
 class StartBacktestResponse(_message.Message):
     __slots__ = ("backtest_id", "total_days", "status", "stream_url")
@@ -108,7 +110,7 @@ class Progress(_message.Message):
     def __init__(self, current_date: _Optional[str] = ..., completed_days: _Optional[int] = ..., total_days: _Optional[int] = ..., percentage: _Optional[float] = ..., estimated_completion: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class BacktestConfig(_message.Message):
-    __slots__ = ("strategy", "strategy_id", "symbol", "start_date", "end_date", "timeframe", "initial_capital", "commission_pct", "slippage_pct", "tick_interval")
+    __slots__ = ("strategy", "strategy_id", "symbol", "start_date", "end_date", "timeframe", "initial_capital", "commission_pct", "slippage_pct", "tick_interval", "strategy_version")
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_ID_FIELD_NUMBER: _ClassVar[int]
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
@@ -119,6 +121,7 @@ class BacktestConfig(_message.Message):
     COMMISSION_PCT_FIELD_NUMBER: _ClassVar[int]
     SLIPPAGE_PCT_FIELD_NUMBER: _ClassVar[int]
     TICK_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_VERSION_FIELD_NUMBER: _ClassVar[int]
     strategy: _strategy_pb2.Strategy
     strategy_id: str
     symbol: str
@@ -129,7 +132,8 @@ class BacktestConfig(_message.Message):
     commission_pct: float
     slippage_pct: float
     tick_interval: int
-    def __init__(self, strategy: _Optional[_Union[_strategy_pb2.Strategy, _Mapping]] = ..., strategy_id: _Optional[str] = ..., symbol: _Optional[str] = ..., start_date: _Optional[str] = ..., end_date: _Optional[str] = ..., timeframe: _Optional[str] = ..., initial_capital: _Optional[float] = ..., commission_pct: _Optional[float] = ..., slippage_pct: _Optional[float] = ..., tick_interval: _Optional[int] = ...) -> None: ...
+    strategy_version: int
+    def __init__(self, strategy: _Optional[_Union[_strategy_pb2.Strategy, _Mapping]] = ..., strategy_id: _Optional[str] = ..., symbol: _Optional[str] = ..., start_date: _Optional[str] = ..., end_date: _Optional[str] = ..., timeframe: _Optional[str] = ..., initial_capital: _Optional[float] = ..., commission_pct: _Optional[float] = ..., slippage_pct: _Optional[float] = ..., tick_interval: _Optional[int] = ..., strategy_version: _Optional[int] = ...) -> None: ...
 
 class Backtest(_message.Message):
     __slots__ = ("backtest_id", "strategy_id", "status", "config", "progress", "created_at", "started_at", "finished_at", "expires_at", "summary", "metrics", "daily_summaries", "error_code", "error_message", "stream_url", "last_event_id", "owner")
@@ -294,7 +298,7 @@ class Caller(_message.Message):
     def __init__(self, user_id: _Optional[str] = ..., role: _Optional[str] = ..., auth_method: _Optional[str] = ..., quotas: _Optional[_Iterable[_Union[Quota, _Mapping]]] = ...) -> None: ...
 
 class Dataset(_message.Message):
-    __slots__ = ("symbol", "description", "timeframe", "first_date", "last_date", "bars", "timezone", "calendar", "options")
+    __slots__ = ("symbol", "description", "timeframe", "first_date", "last_date", "bars", "timezone", "calendar", "options", "source", "owner", "quality_score", "created_at", "stored_bytes")
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     TIMEFRAME_FIELD_NUMBER: _ClassVar[int]
@@ -304,6 +308,11 @@ class Dataset(_message.Message):
     TIMEZONE_FIELD_NUMBER: _ClassVar[int]
     CALENDAR_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_SCORE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    STORED_BYTES_FIELD_NUMBER: _ClassVar[int]
     symbol: str
     description: str
     timeframe: str
@@ -313,7 +322,12 @@ class Dataset(_message.Message):
     timezone: str
     calendar: str
     options: str
-    def __init__(self, symbol: _Optional[str] = ..., description: _Optional[str] = ..., timeframe: _Optional[str] = ..., first_date: _Optional[str] = ..., last_date: _Optional[str] = ..., bars: _Optional[int] = ..., timezone: _Optional[str] = ..., calendar: _Optional[str] = ..., options: _Optional[str] = ...) -> None: ...
+    source: str
+    owner: str
+    quality_score: float
+    created_at: _timestamp_pb2.Timestamp
+    stored_bytes: int
+    def __init__(self, symbol: _Optional[str] = ..., description: _Optional[str] = ..., timeframe: _Optional[str] = ..., first_date: _Optional[str] = ..., last_date: _Optional[str] = ..., bars: _Optional[int] = ..., timezone: _Optional[str] = ..., calendar: _Optional[str] = ..., options: _Optional[str] = ..., source: _Optional[str] = ..., owner: _Optional[str] = ..., quality_score: _Optional[float] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stored_bytes: _Optional[int] = ...) -> None: ...
 
 class ListDatasetsResponse(_message.Message):
     __slots__ = ("datasets",)

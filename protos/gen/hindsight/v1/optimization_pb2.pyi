@@ -164,14 +164,16 @@ class OptimizationConfig(_message.Message):
     def __init__(self, strategy: _Optional[_Union[_strategy_pb2.Strategy, _Mapping]] = ..., space: _Optional[_Union[ParameterSpace, _Mapping]] = ..., method: _Optional[str] = ..., objectives: _Optional[_Iterable[_Union[Objective, _Mapping]]] = ..., filters: _Optional[_Iterable[_Union[MetricFilter, _Mapping]]] = ..., max_trials: _Optional[int] = ..., seed: _Optional[int] = ..., population_size: _Optional[int] = ..., grid_cap: _Optional[int] = ..., top_k: _Optional[int] = ..., symbol: _Optional[str] = ..., start_date: _Optional[str] = ..., end_date: _Optional[str] = ..., timeframe: _Optional[str] = ..., initial_capital: _Optional[float] = ..., commission_pct: _Optional[float] = ..., slippage_pct: _Optional[float] = ..., walk_forward: _Optional[_Union[WalkForward, _Mapping]] = ...) -> None: ...
 
 class StartOptimizationRequest(_message.Message):
-    __slots__ = ("config", "strategy_id", "request_id")
+    __slots__ = ("config", "strategy_id", "request_id", "strategy_version")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_VERSION_FIELD_NUMBER: _ClassVar[int]
     config: OptimizationConfig
     strategy_id: str
     request_id: str
-    def __init__(self, config: _Optional[_Union[OptimizationConfig, _Mapping]] = ..., strategy_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    strategy_version: int
+    def __init__(self, config: _Optional[_Union[OptimizationConfig, _Mapping]] = ..., strategy_id: _Optional[str] = ..., request_id: _Optional[str] = ..., strategy_version: _Optional[int] = ...) -> None: ...
 
 class StartOptimizationResponse(_message.Message):
     __slots__ = ("optimization_id", "status", "total_trials", "stream_url")

@@ -1,0 +1,1 @@
+"""Strategies: see servicer.py."""
