@@ -55,10 +55,10 @@ _HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 
 
 def default_services() -> list[ServiceDescriptor]:
-    from hindsight.v1 import backtest_service_pb2, optimization_pb2
+    from hindsight.v1 import analytics_pb2, backtest_service_pb2, datasets_pb2, optimization_pb2, strategies_pb2
 
-    return [*backtest_service_pb2.DESCRIPTOR.services_by_name.values(),
-            *optimization_pb2.DESCRIPTOR.services_by_name.values()]
+    return [service for module in (backtest_service_pb2, optimization_pb2, datasets_pb2, strategies_pb2, analytics_pb2)
+            for service in module.DESCRIPTOR.services_by_name.values()]
 
 
 def build_app(target: str | grpc.aio.Channel | None = None, *, settings: GatewaySettings | None = None,

@@ -46,6 +46,8 @@ from services.gateway.settings import GatewaySettings
 HERE = Path(__file__).resolve().parent
 SERVICE = "hindsight.v1.BacktestService"
 OPTIMIZATION_SERVICE = "hindsight.v1.OptimizationService"
+# Served by the real engine only (tests through it: tests/gateway/test_datasets.py and others).
+OTHER_SERVICES = ("hindsight.v1.DatasetService", "hindsight.v1.StrategyService", "hindsight.v1.AnalyticsService")
 ECHO_SERVICE = "hindsight.gatewaytest.EchoService"
 DAYS = 3
 # Event counts of the fixed logs.
@@ -404,10 +406,10 @@ async def engine() -> AsyncIterator[EngineHandle]:
     server.add_generic_rpc_handlers((echo_handler(fake),))
     checker = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
-    # /readyz asks for every default service's health: the fake says OptimizationService is
-    # serving too (it serves none of its methods; tests/gateway/test_optimizations.py uses the
-    # real engine).
-    for name in (SERVICE, OPTIMIZATION_SERVICE, ECHO_SERVICE):
+    # /readyz asks for every default service's health: the fake says OptimizationService and the
+    # others are serving too (it serves none of their methods; tests/gateway/test_optimizations.py
+    # and the like use the real engine).
+    for name in (SERVICE, OPTIMIZATION_SERVICE, *OTHER_SERVICES, ECHO_SERVICE):
         await checker.set(name, health_pb2.HealthCheckResponse.SERVING)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

@@ -88,7 +88,9 @@ async def test_openapi_descriptions_are_the_proto_comments(client: httpx.AsyncCl
     assert status["description"] == "Lifecycle of a backtest."
     request = schemas["hindsight.v1.StartBacktestRequest"]["properties"]
     assert request["tick_interval"]["description"].startswith("0: no tick_update events;")
-    assert request["strategy"]["description"] == "The strategy to run." and "$ref" in request["strategy"]
+    assert request["strategy"]["description"].startswith("The strategy to run. Leave it out to run the caller's saved "
+                                                           "strategy `strategy_id`")
+    assert "$ref" in str(request["strategy"])  # optional now: the message or null
     event = schemas["hindsight.v1.BacktestEvent"]
     assert "At most one of backtest_started, day_started" in event["description"]
     # Comments spanning lines keep their line breaks; the `//` and its space are gone.
@@ -110,7 +112,7 @@ async def test_openapi_shapes(client: httpx.AsyncClient) -> None:
                                                                  "BACKTEST_STATUS_QUEUED"]
     start = paths["/api/v1/backtests"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert start == {"$ref": "#/components/schemas/hindsight.v1.StartBacktestRequest"}
-    assert set(schemas["hindsight.v1.StartBacktestRequest"]["required"]) == {"strategy", "symbol"}
+    assert set(schemas["hindsight.v1.StartBacktestRequest"]["required"]) == {"symbol"}
     cancel = paths["/api/v1/backtests/{backtest_id}:cancel"]["post"]["requestBody"]["content"]
     assert "backtest_id" not in cancel["application/json"]["schema"]["properties"]  # it is in the path
     backtest = schemas["hindsight.v1.Backtest"]["properties"]

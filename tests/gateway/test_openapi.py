@@ -202,8 +202,9 @@ def test_the_start_request_schema_is_the_gateways_too(body: dict[str, Any], acce
 
 def test_required_fields_are_required_and_not_null() -> None:
     schema = component("hindsight.v1.StartBacktestRequest")
-    assert not schema.is_valid({"symbol": "SIM-NIFTY"})
-    assert not schema.is_valid({"strategy": None, "symbol": "SIM-NIFTY"})
+    assert not schema.is_valid({"strategy_id": "saved"})
+    assert not schema.is_valid({"strategy_id": "saved", "symbol": None})
+    assert schema.is_valid({"strategy_id": "saved", "symbol": "SIM-NIFTY"})  # a saved strategy, by reference
     start = doc()["paths"]["/api/v1/backtests"]["post"]["requestBody"]
     assert start["required"] is True
     cancel = doc()["paths"]["/api/v1/backtests/{backtest_id}:cancel"]["post"]["requestBody"]
