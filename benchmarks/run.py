@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 STRATEGIES = REPO / "examples" / "strategies"
 SECTIONS = ("kernel", "memory", "perbar", "cli", "output", "service", "gateway", "load", "dashboard", "options",
-            "optimize")
+            "optimize", "datasets")
 
 
 def _peak_mb() -> float:
@@ -364,6 +364,14 @@ def section_optimize(args) -> dict:
     return out
 
 
+def section_datasets(args) -> dict:
+    from benchmarks.datasets_bench import run
+
+    out = run(_data_dir())
+    out["peak_mb"] = _peak_mb()
+    return out
+
+
 def section_options(args) -> dict:
     from benchmarks.options_bench import run
 
@@ -383,6 +391,12 @@ TARGETS = [
     ("optimize", "same_winners", "==", 1, "  the same winners as both peers (1 = yes)"),
     ("optimize", "first_trial_s", "<=", 1, "first trial_completed after StartOptimization (gRPC, 10,000-pair grid), s"),
     ("optimize", "dask_slower_pct", "<=", 15, "optimizer through a 2-worker Dask LocalCluster vs embedded, 10,000 trials, % slower"),
+    ("datasets", "upload_mb_per_s", ">=", 50, "upload of a 5 M-row one-minute CSV through the gateway (stream, parse, check, store), MB/s"),
+    ("datasets", "engine_upload_peak_mib", "<=", 500, "  peak memory of the engine during it, MiB"),
+    ("datasets", "gateway_upload_peak_mib", "<=", 500, "  peak memory of the gateway during it, MiB"),
+    ("datasets", "quality_s", "<=", 3, "quality report on that file (parse and every check), s"),
+    ("datasets", "analytics_first_ms", "<=", 300, "GetAnalytics on a 10-year one-minute run (~50 k trades), first call, ms"),
+    ("datasets", "analytics_cached_ms_p50", "<=", 20, "  ... cached, ms (p50)"),
     ("kernel", "shipped_mbars_per_s", ">=", 100, "trading kernel alone, M bars/s (SIM-NIFTY, sma_cross.json as shipped)"),
     ("kernel", "no_fees_mbars_per_s", ">=", 100, "trading kernel alone, M bars/s (same, no fees: ~50k trades)"),
     ("memory", "speedup", ">=", 5, "in memory vs vectorbt (indicators, signals, kernel, trades+diagnostics, metrics)"),
@@ -448,6 +462,10 @@ FIGURES = [
     ("load", "busy_running", "runs computing when measured (of 52 started)"),
     ("load", "busy_queued", "  ... queued"),
     ("load", "idle_500_rss_mib", "  gateway RSS of the 500 idle connections, MiB"),
+    ("datasets", "upload_mb", "  size of the uploaded CSV, MB"),
+    ("datasets", "upload_s", "  the upload, request to response, s"),
+    ("datasets", "analytics_uncached_ms_median", "  GetAnalytics, five parameter sets each computed once, ms (median)"),
+    ("datasets", "analytics_trades", "  trades in that run"),
     ("options", "service_one_year_s", "  ... the straddle's terminal event in the engine's log (its own clock), s"),
     ("options", "kernel_ns_per_bar", "  legs kernel: ns per bar with 4 legs open"),
     ("options", "kernel_flat_ns_per_bar", "  legs kernel: ns per bar, the same bars with no leg open"),
