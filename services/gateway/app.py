@@ -75,7 +75,7 @@ def build_app(target: str | grpc.aio.Channel | None = None, *, settings: Gateway
     comments: dict[str, str] = {}
     for package in sorted({s.file.package for s in services}):
         comments.update(load_comments(package))
-    openapi = dumps(build_openapi(bindings, comments=comments))
+    openapi = dumps(build_openapi(bindings, comments=comments, max_upload_bytes=settings.max_upload_bytes))
 
     async def healthz(request: Request) -> Response:
         return Response(b'{"status":"ok"}', media_type="application/json")

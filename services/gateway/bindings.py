@@ -1,7 +1,10 @@
 """HTTP bindings compiled from the `google.api.http` rules of the services' descriptors.
 
 One `Binding` per rule (additional_bindings included): HTTP method, path template, body
-mapping and the kind of response. Path templates follow google/api/http.proto:
+mapping and the kind of response. A client-streaming method is served when its body is one
+google.api.HttpBody field (`request_stream`: the raw request body, streamed); any other client
+stream, and any bidirectional one, is refused at start-up. Path templates follow
+google/api/http.proto:
 
     Template = "/" Segments [ Verb ] ;   Segment = "*" | "**" | LITERAL | Variable ;
     Variable = "{" FieldPath [ "=" Segments ] "}" ;   Verb = ":" LITERAL ;
@@ -10,7 +13,6 @@ mapping and the kind of response. Path templates follow google/api/http.proto:
 from __future__ import annotations
 
 import enum
-import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -22,7 +24,6 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescri
 from google.protobuf.message_factory import GetMessageClass
 from hindsight.v1 import options_pb2
 
-logger = logging.getLogger("hindsight.gateway")
 
 HTTP_BODY = "google.api.HttpBody"
 _LITERAL = re.compile(r"^[A-Za-z0-9._~!$&'()+,;=@%-]+$")
@@ -180,6 +181,10 @@ class Binding:
     request_class: type[_message.Message]
     response_class: type[_message.Message]
     batched: BatchedStream | None = None
+    # A client stream whose `body` is a google.api.HttpBody field: the request body is streamed
+    # to the engine, the first message from the path and query, then messages that each set only
+    # the body field (services/gateway/uploads.py).
+    request_stream: bool = False
 
     @property
     def grpc_path(self) -> str:
@@ -203,11 +208,10 @@ def compile_bindings(services: Iterable[ServiceDescriptor]) -> list[Binding]:
             if not options.HasExtension(annotations_pb2.http):
                 continue
             rule = options.Extensions[annotations_pb2.http]
-            if method.client_streaming:
-                # A request body maps onto one request message; client streams would need a
-                # framing of their own. Skipped (not fatal) so that such an RPC stays gRPC-only.
-                logger.warning("%s is client-streaming: no HTTP route for it", method.full_name)
-                continue
+            if method.client_streaming and method.server_streaming:
+                raise BindingError(f"{method.full_name} is a bidirectional stream, which HTTP/1.1 cannot carry "
+                                   "(a request body and a response do not interleave): remove its "
+                                   "google.api.http rule and call it over gRPC")
             out.append(_binding(method, rule))
             for extra in rule.additional_bindings:
                 if extra.additional_bindings:
@@ -241,6 +245,8 @@ def _binding(method: MethodDescriptor, rule: http_pb2.HttpRule) -> Binding:
             raise BindingError(f"{method.full_name}: path variable {var.name} must be a singular scalar field")
     if rule.body not in ("", "*"):
         _resolve(request, (rule.body,), method)
+    if method.client_streaming:
+        _check_request_stream(method, rule)
     if rule.response_body:
         _resolve(method.output_type, (rule.response_body,), method)
     if method.output_type.full_name == HTTP_BODY:
@@ -253,7 +259,19 @@ def _binding(method: MethodDescriptor, rule: http_pb2.HttpRule) -> Binding:
     return Binding(method=method, http_method=http_method, template=template, body=rule.body,
                    response_body=rule.response_body, kind=kind,
                    request_class=GetMessageClass(request), response_class=GetMessageClass(method.output_type),
-                   batched=batched)
+                   batched=batched, request_stream=method.client_streaming)
+
+
+def _check_request_stream(method: MethodDescriptor, rule: http_pb2.HttpRule) -> None:
+    """A client stream is served when its body is one google.api.HttpBody field: the raw request
+    body, streamed in messages that each set only that field. Nothing else has a framing."""
+    field = method.input_type.fields_by_name.get(rule.body) if rule.body not in ("", "*") else None
+    if field is None or field.is_repeated or field.message_type is None \
+            or field.message_type.full_name != HTTP_BODY:
+        shown = f'body: "{rule.body}"' if rule.body else "no body"
+        raise BindingError(f"{method.full_name} is client-streaming: its http rule must bind the body to a "
+                           f"singular {HTTP_BODY} field of {method.input_type.full_name} (body: \"<field>\"), "
+                           f"whose messages then carry the raw request body piece by piece; it has {shown}")
 
 
 def _batched_stream(method: MethodDescriptor) -> BatchedStream | None:

@@ -34,15 +34,17 @@ from .errors import (
     GatewayError,
     bad_request,
     error_body,
-    http_status,
     make_status,
     status_from_rpc_error,
     status_headers,
+    status_http,
+    upload_too_large,
 )
-from .protocol import RESET_KEY
+from .protocol import LOST_KEY, RESET_KEY
 from .settings import GatewaySettings
 from .streams import BytesFraming, Framing, NdjsonFraming, SseFraming, pump, wait_for_disconnect
 from .transcoding import build_request, response_json
+from .uploads import BodyEncoder, ClientGone, ClientIdle, Rechunker, body_pieces
 
 REQUEST_ID_KEY = "hindsight.request_id"  # where the request-context middleware keeps the id
 _PATH_KEY = "hindsight.path"  # the split request path, cached for the other routes
@@ -100,7 +102,11 @@ class Engine:
         if multi is None:
             kwargs = {"request_serializer": binding.request_class.SerializeToString,
                       "response_deserializer": binding.response_class.FromString}
-            if binding.method.server_streaming:
+            if binding.request_stream:
+                # The first message is a message; the others come serialized (uploads.BodyEncoder).
+                kwargs["request_serializer"] = _message_or_bytes
+                multi = self.channel.stream_unary(binding.grpc_path, **kwargs)
+            elif binding.method.server_streaming:
                 multi = self.channel.unary_stream(binding.grpc_path, **kwargs)
             else:
                 multi = self.channel.unary_unary(binding.grpc_path, **kwargs)
@@ -143,6 +149,10 @@ class Engine:
             await self._channel.close()
             self._channel = None
             self._callables.clear()
+
+
+def _message_or_bytes(message: Message | bytes) -> bytes:
+    return message if isinstance(message, bytes) else message.SerializeToString()
 
 
 def stream_window_options(window_bytes: int) -> list[tuple[str, int]]:
@@ -285,6 +295,8 @@ class BindingEndpoint:
     async def unary(self, scope: Scope, receive: Receive) -> ResponseParts:
         """The response to a unary binding's request: the reply, or the error, as JSON (or raw bytes)."""
         binding, settings = self.binding, self.settings
+        if binding.request_stream:
+            return await self.upload(scope, receive)
         try:
             message, metadata, timeout = await self._prepare(scope, receive, Headers(scope=scope))
         except GatewayError as exc:
@@ -294,11 +306,167 @@ class BindingEndpoint:
             reply = await call
         except grpc.RpcError as exc:
             return error_parts(status_from_rpc_error(exc), retry_after_s=settings.retry_after_s)
+        return await self._reply(scope, call, reply)
+
+    async def _reply(self, scope: Scope, call: Any, reply: Message) -> ResponseParts:
+        binding = self.binding
         headers = _metadata_headers(await call.initial_metadata())
         if binding.kind is ResponseKind.BYTES:
             headers["content-disposition"] = _disposition(binding, scope, headers)
             return raw_response(200, headers, reply.data, reply.content_type or "application/octet-stream")
         return raw_response(200, headers, response_json(binding, reply), "application/json")
+
+    async def upload(self, scope: Scope, receive: Receive) -> ResponseParts:
+        """A client-streaming binding's request (uploads.py): the first message from the path and
+        query, then the raw body in messages that each set only the body field; the reply as a
+        unary call's. The body is read as the engine takes it, never held whole, and limited to
+        `max_upload_bytes`; a client that goes away (or stalls) mid-body has the call cancelled,
+        so the engine keeps nothing of it."""
+        binding, settings = self.binding, self.settings
+        headers = Headers(scope=scope)
+        limit = settings.max_upload_bytes
+        try:
+            declared = headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                raise upload_too_large(limit)  # before a byte is read (curl's Expect: 100-continue stops here)
+            query = scope.get("query_string", b"")
+            first = build_request(binding, scope.get("path_params", {}),
+                                  parse_qsl(query.decode("latin-1"), keep_blank_values=True) if query else ())
+            metadata = _metadata(scope, headers)  # the session cookie's origin check included
+            timeout = _timeout(headers, None)  # the body takes as long as the client's link: no default
+        except GatewayError as exc:
+            return error_parts(exc.to_status(), exc.http_status, exc.headers)
+        encoder = BodyEncoder(binding, headers.get("content-type") or "application/octet-stream")
+        lost = scope.get(LOST_KEY)
+        write = _Writer(self.engine.callable_for(binding)(timeout=timeout, metadata=metadata),
+                        lost() if lost is not None else None)
+        call = write.call
+        ended = _EndStatuses()
+        call.add_done_callback(ended)
+        try:
+            try:
+                await write(first)
+                chunks = Rechunker()
+                size = 0
+                async for piece in body_pieces(receive, settings.upload_idle_timeout_s):
+                    size += len(piece)
+                    if size > limit:
+                        raise upload_too_large(limit)
+                    for run in chunks.add(piece):
+                        await write(encoder.encode(run, chunks.size))
+                rest, held = chunks.rest()
+                if held:
+                    await write(encoder.encode(rest, held))
+                await call.done_writing()
+            except (asyncio.InvalidStateError, grpc.RpcError, _CoreError):
+                # The call ended before the body did (the engine refused it, the deadline passed):
+                # its status is the answer, which awaiting the call gives (a failed write's own
+                # error may be grpc.aio's INTERNAL instead, see _EndStatuses; a failed half-close
+                # raises grpc's own error).
+                pass
+            except ClientGone:
+                call.cancel()
+                return error_parts(make_status(grpc.StatusCode.CANCELLED, "the client went away mid-upload"))
+            except ClientIdle:
+                call.cancel()
+                status = make_status(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                     f"the upload's body stopped arriving for {settings.upload_idle_timeout_s:g} s")
+                return error_parts(status, 408, {"connection": "close"})
+            except GatewayError as exc:
+                call.cancel()
+                return error_parts(exc.to_status(), exc.http_status, exc.headers)
+            reply = await call
+        except grpc.RpcError as exc:
+            return error_parts(status_from_rpc_error(ended.real(exc)), retry_after_s=settings.retry_after_s)
+        finally:
+            call.cancel()  # a no-op once it has ended; on any other way out the engine sees it cancelled
+        return await self._reply(scope, call, reply)
+
+
+class _EndStatuses:
+    """The statuses a client-streaming call was given as it ended (its done callback runs at each).
+
+    grpc.aio replaces a call's status with INTERNAL "Internal error from Core" when a write was
+    under way as the call ended (the engine refused an upload midway, or the deadline passed):
+    the write fails, and its failure is set as the status, after the engine's when that came
+    first (~2 % of refusals midway, measured). `real(error)` is the first other status, as the
+    error the call would have raised."""
+
+    __slots__ = ("statuses",)
+
+    def __init__(self) -> None:
+        self.statuses: list[tuple[grpc.StatusCode, str, Any]] = []
+
+    def __call__(self, call: Any) -> None:
+        # The status is set when this runs (inside grpc's own code, which must not see an
+        # exception): these coroutines return without suspending.
+        try:
+            self.statuses.append((_now(call.code()), _now(call.details()), _now(call.trailing_metadata())))
+        except Exception:  # pragma: no cover - a grpcio that works otherwise: its error stands
+            logger.debug("could not read a call's status as it ended", exc_info=True)
+
+    def real(self, error: grpc.RpcError) -> grpc.RpcError:
+        if getattr(error, "code", None) is None or error.code() != grpc.StatusCode.INTERNAL \
+                or error.details() != _CORE_INTERNAL:
+            return error
+        for code, details, trailing in self.statuses:
+            if (code, details) != (grpc.StatusCode.INTERNAL, _CORE_INTERNAL):
+                return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailing, details)
+        return error
+
+
+_CORE_INTERNAL = "Internal error from Core"
+try:  # what grpc.aio's done_writing() on a call that has ended raises (not an RpcError)
+    from grpc._cython.cygrpc import BaseError as _CoreError
+except ImportError:  # pragma: no cover - another grpcio layout
+    _CoreError = grpc.RpcError
+
+
+def _now(coroutine: Any) -> Any:
+    """The result of a coroutine that returns without suspending."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise RuntimeError("the call's status is not set")
+
+
+class _Writer:
+    """`await writer(message)`: the message written to a client-streaming call (gRPC flow control:
+    it returns once the engine has room for it), or ClientGone when the client's connection is
+    lost first (`lost`: an engine that has stopped reading must not keep the call open)."""
+
+    __slots__ = ("_lost", "call")
+
+    def __init__(self, call: Any, lost: asyncio.Future[None] | None) -> None:
+        self.call = call
+        self._lost = lost
+
+    async def __call__(self, message: Message | bytes) -> None:
+        lost = self._lost
+        if lost is None:
+            await self.call.write(message)
+            return
+        if lost.done():
+            raise ClientGone
+        write = asyncio.ensure_future(self.call.write(message))
+        abandoned = False
+        try:
+            await asyncio.wait((write, lost), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not write.done():
+                abandoned = True
+                write.cancel()  # grpc.aio cancels the call with its write
+                write.add_done_callback(_retrieve)
+        if abandoned:
+            raise ClientGone
+        write.result()
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def make_endpoint(binding: Binding, engine: Engine, settings: GatewaySettings) -> BindingEndpoint:
@@ -334,14 +502,14 @@ def error_parts(status: status_pb2.Status, http: int | None = None, headers: dic
     """`error_response(...)` as data."""
     all_headers = status_headers(status, retry_after_s)
     all_headers.update(headers or {})
-    return raw_response(http or http_status(status.code), all_headers, error_body(status), "application/json")
+    return raw_response(http or status_http(status), all_headers, error_body(status), "application/json")
 
 
 def error_response(status: status_pb2.Status, http: int | None = None,
                    headers: dict[str, str] | None = None, *, retry_after_s: int = 1) -> Response:
     all_headers = status_headers(status, retry_after_s)
     all_headers.update(headers or {})
-    return Response(error_body(status), status_code=http or http_status(status.code), headers=all_headers,
+    return Response(error_body(status), status_code=http or status_http(status), headers=all_headers,
                     media_type="application/json")
 
 

@@ -44,11 +44,32 @@ HTTP_STATUS_FROM_CODE: Mapping[grpc.StatusCode, int] = {
 
 _CODE_BY_NUMBER: Mapping[int, grpc.StatusCode] = {c.value[0]: c for c in grpc.StatusCode}
 
+# Where a google.rpc.ErrorInfo's reason says more than the code, HTTP has a precise answer:
+# (code, reason) -> HTTP status. An upload over the engine's size limit is 413 Content Too
+# Large, as the gateway's own limit is; other RESOURCE_EXHAUSTED (quotas) stay 429.
+UPLOAD_TOO_LARGE = "UPLOAD_TOO_LARGE"
+HTTP_STATUS_FROM_REASON: Mapping[tuple[int, str], int] = {
+    (code_pb2.RESOURCE_EXHAUSTED, UPLOAD_TOO_LARGE): 413,
+}
+
 
 def http_status(code: grpc.StatusCode | int) -> int:
     if isinstance(code, int):
         code = _CODE_BY_NUMBER.get(code, grpc.StatusCode.UNKNOWN)
     return HTTP_STATUS_FROM_CODE.get(code, 500)
+
+
+def status_http(status: status_pb2.Status) -> int:
+    """The HTTP status of a google.rpc.Status: the table's, unless an ErrorInfo's reason has one
+    of its own (HTTP_STATUS_FROM_REASON)."""
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            special = HTTP_STATUS_FROM_REASON.get((status.code, info.reason))
+            if special is not None:
+                return special
+    return http_status(status.code)
 
 
 class GatewayError(Exception):
@@ -77,6 +98,16 @@ def bad_request(message: str, *violations: tuple[str, str]) -> GatewayError:
         details.append(error_details_pb2.BadRequest(field_violations=[
             error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in violations]))
     return GatewayError(grpc.StatusCode.INVALID_ARGUMENT, message, details=details)
+
+
+def upload_too_large(limit: int) -> GatewayError:
+    """The gateway's answer to an upload over `limit` bytes: what the engine answers over its own
+    (RESOURCE_EXHAUSTED, ErrorInfo UPLOAD_TOO_LARGE), 413."""
+    info = error_details_pb2.ErrorInfo(reason=UPLOAD_TOO_LARGE, domain="hindsight",
+                                       metadata={"limit_bytes": str(limit)})
+    return GatewayError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        f"the upload is larger than the gateway's limit of {limit} bytes ({limit / (1 << 20):g} MiB)",
+                        http_status=413, details=[info])
 
 
 def make_status(code: grpc.StatusCode, message: str, details: Sequence[Message] = ()) -> status_pb2.Status:

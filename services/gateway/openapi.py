@@ -166,7 +166,8 @@ _ERRORS: dict[str, str] = {
     "403": "PERMISSION_DENIED",
     "404": "NOT_FOUND",
     "409": "ALREADY_EXISTS or ABORTED",
-    "413": "The request body is larger than the gateway's limit",
+    "413": "The request body is larger than the gateway's limit (an upload: than the gateway's or the "
+           "engine's, RESOURCE_EXHAUSTED with a google.rpc.ErrorInfo of reason UPLOAD_TOO_LARGE)",
     "415": "The request body is not JSON (send application/json)",
     "429": "RESOURCE_EXHAUSTED: a quota or limit; Retry-After when the engine says when to retry",
     "500": "INTERNAL, UNKNOWN or DATA_LOSS, or an error in the gateway",
@@ -175,6 +176,13 @@ _ERRORS: dict[str, str] = {
     "504": "DEADLINE_EXCEEDED (see Grpc-Timeout)",
 }
 _BODY_ONLY = frozenset({"413", "415"})
+# An upload (a client stream of raw bytes) takes any Content-Type (the engine judges the file),
+# and may stall.
+_UPLOAD_ERRORS = {"408": "The request body stopped arriving (the gateway's upload idle timeout); the upload is "
+                         "discarded"}
+# The file types the uploads take (hindsight.v1.UploadDatasetRequest.chunk); the request's
+# Content-Type is passed to the engine as each message's content_type.
+UPLOAD_MEDIA_TYPES = ("text/csv", "application/gzip", "application/vnd.apache.parquet", "application/octet-stream")
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "required": False,
                                 "schema": {"type": "string", "pattern": "^[0-9]+$"}}}
 _REQUEST_ID = {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}}
@@ -192,12 +200,18 @@ REST, Server-Sent Events and downloads, generated from the gRPC service's `googl
   event as JSON. Resume with `Last-Event-ID` (or `?after_event_id=`); 204 means nothing is left.
   A failure after the first event arrives as `event: stream_error`. `Accept: application/x-ndjson`
   gets one `{"result": ...}` per line instead, and a final `{"error": ...}` on failure.
+* Uploads (client streams, e.g. `POST /api/v1/datasets/{symbol}:upload`) take the file as the raw
+  request body with its Content-Type (`curl --data-binary @file.csv -H 'Content-Type: text/csv'`),
+  streamed to the engine as it arrives; their other fields are query parameters. Over the size
+  limit: 413.
 * `Grpc-Timeout` (e.g. `10S`, `500m`) sets the deadline; `X-Request-Id` is passed on and returned.
 """
 
 
 def build_openapi(bindings: Sequence[Binding], *, title: str = "Hindsight API",
-                  version: str | None = None, comments: Mapping[str, str] | None = None) -> dict[str, Any]:
+                  version: str | None = None, comments: Mapping[str, str] | None = None,
+                  max_upload_bytes: int | None = None) -> dict[str, Any]:
+    """The document; `max_upload_bytes` (the gateway's upload limit) is said in the uploads'."""
     outputs = _reachable(m for b in bindings if b.kind is not ResponseKind.BYTES
                          for m in (b.method.output_type,))
     schemas = _Schemas(comments or {}, outputs)
@@ -214,7 +228,7 @@ def build_openapi(bindings: Sequence[Binding], *, title: str = "Hindsight API",
             n += 1
             op_id = f"{binding.method.containing_service.name}_{binding.method.name}{n}"
         used_ids.add(op_id)
-        op = _operation(binding, op_id, schemas)
+        op = _operation(binding, op_id, schemas, max_upload_bytes)
         paths.setdefault(binding.template.openapi_path(), {})[method] = op
         ops.append((binding, op))
     _add_links(ops)
@@ -233,7 +247,8 @@ def build_openapi(bindings: Sequence[Binding], *, title: str = "Hindsight API",
         "parameters": {
             "GrpcTimeout": {"name": "Grpc-Timeout", "in": "header", "required": False,
                             "description": "Deadline, gRPC format: digits and a unit (H, M, S, m, u, n), "
-                                           "e.g. 10S or 500m. Unary calls default to 30 s; streams have none.",
+                                           "e.g. 10S or 500m. Unary calls default to 30 s; streams and uploads "
+                                           "have none.",
                             "schema": {"type": "string", "pattern": "^[ \\t]*[0-9]{1,8}[HMSmun][ \\t]*$"}},
             "RequestId": {"name": "X-Request-Id", "in": "header", "required": False,
                           "description": "Passed to the engine and returned; made up when absent (or not "
@@ -260,7 +275,7 @@ def _plain_op(op_id: str, summary: str, statuses: dict[str, str]) -> dict[str, A
                           for code, text in statuses.items()}}
 
 
-def _operation(binding: Binding, op_id: str, schemas: _Schemas) -> dict[str, Any]:
+def _operation(binding: Binding, op_id: str, schemas: _Schemas, max_upload_bytes: int | None) -> dict[str, Any]:
     method = binding.method
     request = method.input_type
     path_fields = {v.name for v in binding.template.variables}
@@ -291,7 +306,9 @@ def _operation(binding: Binding, op_id: str, schemas: _Schemas) -> dict[str, Any
                           "summary": _first_sentence(doc) or method.name,
                           "description": f"{doc}\n\ngRPC: `{method.full_name}`" if doc else f"gRPC: `{method.full_name}`",
                           "parameters": params, "security": [{}, {"bearer": []}]}
-    if binding.body:
+    if binding.request_stream:
+        op["requestBody"] = _upload_body(binding, max_upload_bytes)
+    elif binding.body:
         op["requestBody"] = _request_body(binding, schemas)
     if binding.kind is ResponseKind.UNARY:
         schema = (schemas.field(method.output_type.fields_by_name[binding.response_body], "out")
@@ -320,6 +337,17 @@ def _operation(binding: Binding, op_id: str, schemas: _Schemas) -> dict[str, Any
     return op
 
 
+def _upload_body(binding: Binding, max_upload_bytes: int | None) -> dict[str, Any]:
+    """A client stream's body: the raw bytes of a file, streamed to the engine."""
+    limit = f"at most {max_upload_bytes / (1 << 20):g} MiB; " if max_upload_bytes else ""
+    text = (f"The file, as the raw request body ({limit}with a Content-Length or chunked). "
+            f"It is streamed to the engine as it arrives: the first message of the gRPC client stream "
+            f"holds the path and query parameters, each later one a piece of the file in `{binding.body}` "
+            f"with the request's Content-Type.")
+    return {"required": True, "description": text,
+            "content": {media: {"schema": {"type": "string", "format": "binary"}} for media in UPLOAD_MEDIA_TYPES}}
+
+
 def _request_body(binding: Binding, schemas: _Schemas) -> dict[str, Any]:
     request = binding.method.input_type
     target = None if binding.body == "*" else request.fields_by_name[binding.body]
@@ -341,8 +369,12 @@ def _error_responses(binding: Binding) -> dict[str, Any]:
         return {"description": f"{text} (a google.rpc.Status).", "headers": headers,
                 "content": {"application/json": {"schema": {"$ref": _ref(ERROR_SCHEMA)}}}}
 
-    takes_json = bool(binding.body)
-    out = {code: error(text, code) for code, text in _ERRORS.items() if takes_json or code not in _BODY_ONLY}
+    if binding.request_stream:
+        errors = {**_UPLOAD_ERRORS, **{code: text for code, text in _ERRORS.items() if code != "415"}}
+    else:
+        takes_json = bool(binding.body)
+        errors = {code: text for code, text in _ERRORS.items() if takes_json or code not in _BODY_ONLY}
+    out = {code: error(text, code) for code, text in sorted(errors.items())}
     out["default"] = {"description": "An error (google.rpc.Status).",
                       "content": {"application/json": {"schema": {"$ref": _ref(ERROR_SCHEMA)}}}}
     return out

@@ -15,6 +15,14 @@ adds what uvicorn does not do:
   `timeout_keep_alive` as before.
 - **Malformed requests** get the gateway's JSON 400 (`{"code": 3, "message": "malformed HTTP
   request: <the parser's reason>", "details": []}`) instead of uvicorn's plain text.
+- **Bodies answered early.** A request answered before its body has all arrived (a 413, an
+  upload the engine refused midway) has the rest of its body read and dropped (uvicorn's way, so
+  that a client still sending reads the answer rather than a reset), for `header_timeout_s` at
+  most: then the connection is closed, so a body nobody reads cannot keep it busy for ever.
+- **Clients gone mid-request.** `scope[LOST_KEY]()` is a future done when the connection is lost;
+  while its request is unanswered and reading is paused (an upload waiting for the engine), the
+  socket's TCP state is looked at every _PROBE_S, so a client that resets the connection then is
+  noticed too (Linux).
 - **Slow readers.** A connection whose client takes none of a response for
   `slow_reader_timeout_s` (the transport's buffer above its high-water mark all that time, not
   shrinking) is reset, unsent bytes dropped (the kernel's too). An event stream's pump resets
@@ -56,12 +64,21 @@ logger = logging.getLogger("hindsight.gateway")
 # client reads the refusal instead of a connection reset.
 _LINGER_S = 1.0
 _LOG_EVERY_S = 10.0
+# How often a connection whose reading is paused is looked at for a client that has closed it
+# (GatewayProtocol.lost).
+_PROBE_S = 0.5
+# Linux's TCP states (include/net/tcp_states.h): a connection the peer has not closed is one of
+# these; CLOSE_WAIT (it sent FIN) and CLOSE (it reset) are not.
+_TCP_OPEN_STATES = frozenset({1, 4, 5})  # ESTABLISHED, FIN_WAIT1, FIN_WAIT2
 
 # The scope key of a request's `reset(why)`: drops its connection at once (see
 # GatewayProtocol.reset). Absent under another server.
 RESET_KEY = "hindsight.reset_connection"
+# The scope key of a request's `lost()`: a future done once its connection is lost (an upload
+# waiting on the engine learns that its client went away). Absent under another server.
+LOST_KEY = "hindsight.connection_lost"
 
-__all__ = ["RESET_KEY", "ConnectionLimits", "protocol_class"]
+__all__ = ["LOST_KEY", "RESET_KEY", "ConnectionLimits", "protocol_class"]
 
 
 class ConnectionLimits:
@@ -147,6 +164,10 @@ class GatewayProtocol(_Base):  # type: ignore[misc,valid-type]
         self._stall_size = 0  # bytes waiting when the stall timer was (re)armed
         self._reset = False
         self._parse_error = ""
+        self._lost: asyncio.Future[None] | None = None  # made when a request asks (LOST_KEY)
+        self._connection_lost = False
+        self._probe_timer: asyncio.TimerHandle | None = None
+        self._drain_timer: asyncio.TimerHandle | None = None
         if httptools is not None:
             self.parser = _Parser(self)
             try:
@@ -185,11 +206,42 @@ class GatewayProtocol(_Base):  # type: ignore[misc,valid-type]
         if self._peer is not None:
             self.limits.release(self._peer)
             self._peer = None
-        for timer in (self._head_timer, self._stall_timer):
+        for timer in (self._head_timer, self._stall_timer, self._drain_timer, self._probe_timer):
             if timer is not None:
                 timer.cancel()
-        self._head_timer = self._stall_timer = None
+        self._head_timer = self._stall_timer = self._drain_timer = self._probe_timer = None
+        self._connection_lost = True
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
         super().connection_lost(exc)
+
+    def lost(self) -> asyncio.Future[None]:
+        """A future done once the connection is lost (the client closed it, or it was reset).
+
+        While a request that asked for it is unanswered, a client that resets the connection
+        while the server has stopped reading it (its request body not taken: an upload whose
+        engine does not read) is noticed too, within _PROBE_S: the event loop learns of a close
+        only by reading, so the socket's TCP state is looked at instead. (A plain close is not
+        seen before the bytes sent ahead of it are read: the client's kernel sends its FIN after
+        them.)"""
+        if self._lost is None:
+            self._lost = self.loop.create_future()
+            if self._connection_lost:
+                self._lost.set_result(None)
+        if self._probe_timer is None and not self._lost.done():
+            self._probe_timer = self.loop.call_later(_PROBE_S, self._probe)
+        return self._lost
+
+    def _probe(self) -> None:
+        self._probe_timer = None
+        if self._connection_lost or self.cycle is None or self.cycle.response_complete:
+            return  # the next request that asks starts it again
+        if not self.transport.is_reading() and _peer_closed(self.transport):
+            client = f"{self.client[0]}:{self.client[1]}" if self.client else "?"
+            logger.info("closing the connection from %s: the client closed it during its request", client)
+            self.transport.abort()  # connection_lost: the request sees http.disconnect, `lost` is done
+            return
+        self._probe_timer = self.loop.call_later(_PROBE_S, self._probe)
 
     def eof_received(self) -> bool | None:
         if self._refused:
@@ -230,11 +282,39 @@ class GatewayProtocol(_Base):  # type: ignore[misc,valid-type]
         # How the app drops a connection whose client does not keep up (streams.pump). The
         # request's task has been scheduled, not run: it sees this.
         self.scope[RESET_KEY] = self.reset
+        self.scope[LOST_KEY] = self.lost
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        if self._drain_timer is not None:
+            # The rest of a body answered early has arrived: the connection is idle now, kept
+            # alive for timeout_keep_alive as after any response (uvicorn armed that timer when
+            # the response completed, and the body's bytes since cancelled it).
+            self._drain_timer.cancel()
+            self._drain_timer = None
+            if self.timeout_keep_alive_task is None and not self.transport.is_closing():
+                self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive,
+                                                                    self.timeout_keep_alive_handler)
 
     def on_response_complete(self) -> None:
+        cycle = self.cycle
         super().on_response_complete()
+        if cycle is not None and cycle.more_body and not self.transport.is_closing() and self._drain_timer is None:
+            # Answered before its body was all read (a 413, an error from the engine mid-upload):
+            # uvicorn reads the rest of the body and drops it (so that a client still sending
+            # reads the answer rather than a reset); if it has not ended in header_timeout_s, the
+            # connection is closed.
+            self._drain_timer = self.loop.call_later(self.header_timeout_s, self._drain_timed_out)
         if self._in_head and self._head_timer is None and not self.transport.is_closing():
             self._arm_head_timer()  # a pipelined request's head began during that response
+
+    def _drain_timed_out(self) -> None:
+        self._drain_timer = None
+        if not self.transport.is_closing():
+            client = f"{self.client[0]}:{self.client[1]}" if self.client else "?"
+            logger.info("closing the connection from %s: the body of a request answered early was still coming "
+                        "after %g s", client, self.header_timeout_s)
+            self.transport.close()
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
@@ -303,6 +383,20 @@ class GatewayProtocol(_Base):  # type: ignore[misc,valid-type]
             with contextlib.suppress(OSError, AttributeError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.transport.abort()
+
+
+def _peer_closed(transport: asyncio.Transport) -> bool:
+    """Whether the client has closed (or reset) its end of the connection, as far as the socket's
+    TCP state tells without reading it; False where it cannot tell (not Linux, not TCP)."""
+    sock = transport.get_extra_info("socket")
+    option = getattr(socket, "TCP_INFO", None)
+    if sock is None or option is None:
+        return False
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, option, 8)
+    except (OSError, AttributeError, TypeError, ValueError):
+        return False
+    return bool(info) and info[0] not in _TCP_OPEN_STATES
 
 
 if httptools is not None:

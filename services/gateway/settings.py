@@ -28,9 +28,18 @@ class GatewaySettings:
     cors_origins: tuple[str, ...] = ()
     # Lifetime of the dashboard's session cookie (services/gateway/session.py), seconds.
     session_max_age_s: int = 12 * 3600
-    # Largest accepted request body, bytes.
+    # Largest accepted request body, bytes (uploads have their own limit, below).
     max_body_bytes: int = 1 << 20
-    # Deadline of unary calls without a Grpc-Timeout header, seconds (streams get none).
+    # Largest upload, bytes: the request body of a client-streaming RPC whose body is a
+    # google.api.HttpBody field (POST /api/v1/datasets/{symbol}:upload), streamed to the engine
+    # and never held whole. A Content-Length over it is answered 413 before anything is read; a
+    # chunked body that grows past it is answered 413 and its call cancelled. Env:
+    # HINDSIGHT_GATEWAY_MAX_UPLOAD_MB, in MiB.
+    max_upload_bytes: int = 1024 << 20
+    # An upload whose client sends nothing for this long is answered 408 and its call cancelled
+    # (the engine discards what it had), seconds.
+    upload_idle_timeout_s: float = 60.0
+    # Deadline of unary calls without a Grpc-Timeout header, seconds (streams and uploads get none).
     default_timeout_s: float = 30.0
     # A comment line is sent on an idle event stream this often, seconds.
     heartbeat_s: float = 15.0
@@ -95,6 +104,9 @@ class GatewaySettings:
             cors_origins=tuple(o.strip() for o in env.get("HINDSIGHT_CORS_ORIGINS", "").split(",") if o.strip()),
             session_max_age_s=_int(env, "HINDSIGHT_SESSION_MAX_AGE_S", defaults.session_max_age_s),
             max_body_bytes=_int(env, "HINDSIGHT_MAX_BODY_BYTES", defaults.max_body_bytes),
+            max_upload_bytes=_mib(env, "HINDSIGHT_GATEWAY_MAX_UPLOAD_MB", defaults.max_upload_bytes),
+            upload_idle_timeout_s=_float(env, "HINDSIGHT_GATEWAY_UPLOAD_IDLE_TIMEOUT_S",
+                                         defaults.upload_idle_timeout_s),
             default_timeout_s=_float(env, "HINDSIGHT_DEFAULT_TIMEOUT_S", defaults.default_timeout_s),
             heartbeat_s=_float(env, "HINDSIGHT_SSE_HEARTBEAT_S", defaults.heartbeat_s),
             sse_retry_ms=_int(env, "HINDSIGHT_SSE_RETRY_MS", defaults.sse_retry_ms),
@@ -120,11 +132,12 @@ class GatewaySettings:
         if self.session_max_age_s <= 0:
             raise ValueError("HINDSIGHT_SESSION_MAX_AGE_S must be a positive number of seconds, "
                              f"got {self.session_max_age_s}")
-        for name in ("max_body_bytes", "max_message_bytes", "sse_retry_ms", "stream_buffer_bytes"):
+        for name in ("max_body_bytes", "max_upload_bytes", "max_message_bytes", "sse_retry_ms",
+                     "stream_buffer_bytes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("default_timeout_s", "heartbeat_s", "ready_timeout_s", "header_timeout_s",
-                     "slow_reader_timeout_s"):
+                     "slow_reader_timeout_s", "upload_idle_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be a positive number of seconds, got {getattr(self, name)}")
         if self.stream_open_wait_s < 0 or self.shutdown_grace_s < 0:
@@ -165,6 +178,20 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _mib(env: Mapping[str, str], name: str, default: int) -> int:
+    """A size given in MiB (a number: 0.5 is 512 KiB), as bytes."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        mib = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of MiB, got {raw!r}") from None
+    if not mib > 0 or mib == float("inf"):
+        raise ValueError(f"{name} must be a positive number of MiB, got {raw!r}")
+    return max(1, round(mib * (1 << 20)))
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

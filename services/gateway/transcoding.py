@@ -136,9 +136,12 @@ def response_json(binding: Binding, message: Message) -> bytes:
 def build_request(binding: Binding, path_values: Mapping[str, str], query: Iterable[tuple[str, str]],
                   body: bytes | None = None, content_type: str | None = None,
                   last_event_id: str | None = None) -> Message:
-    """The request message for one HTTP request; a GatewayError (400) names what is wrong."""
+    """The request message for one HTTP request; a GatewayError (400) names what is wrong.
+
+    A client-streaming binding's (`request_stream`) is its first message: the body is not in it
+    but in the messages after it (uploads.py)."""
     request = binding.request_class()
-    if binding.body:
+    if binding.body and not binding.request_stream:
         _merge_body(binding, request, body or b"", content_type)
     bound = set(path_values)
     query_bound: set[str] = set()

@@ -1,7 +1,8 @@
 """A real grpc.aio engine double on port 0, and real gateways (uvicorn on port 0) in front of it.
 
 `FakeBacktestService` implements hindsight.v1.BacktestService with deterministic data and a few
-special ids that make it slow, silent, failing or erroring on purpose. The test-only
+special ids that make it slow, silent, failing or erroring on purpose; `FakeDatasetService` records
+the uploads' client streams message by message. The test-only
 `hindsight.gatewaytest.EchoService` (protos/echo.proto, compiled at start) echoes its request,
 so that transcoding can be checked field by field. Everything runs in one session event loop:
 test modules say `pytestmark = pytest.mark.asyncio(loop_scope="session")`.
@@ -38,6 +39,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 from hindsight.v1 import backtest_service_pb2 as pb
 from hindsight.v1 import backtest_service_pb2_grpc as pb_grpc
+from hindsight.v1 import datasets_pb2 as dpb
+from hindsight.v1 import datasets_pb2_grpc as dpb_grpc
 from hindsight.v1 import results_pb2
 
 from services.gateway.app import GatewayServer, build_server, default_services
@@ -46,8 +49,9 @@ from services.gateway.settings import GatewaySettings
 HERE = Path(__file__).resolve().parent
 SERVICE = "hindsight.v1.BacktestService"
 OPTIMIZATION_SERVICE = "hindsight.v1.OptimizationService"
-# Served by the real engine only (tests through it: tests/gateway/test_datasets.py and others).
-OTHER_SERVICES = ("hindsight.v1.DatasetService", "hindsight.v1.StrategyService", "hindsight.v1.AnalyticsService")
+DATASET_SERVICE = "hindsight.v1.DatasetService"
+# Served by the real engine only (tests through it: tests/gateway/test_optimizations.py and others).
+OTHER_SERVICES = ("hindsight.v1.StrategyService", "hindsight.v1.AnalyticsService")
 ECHO_SERVICE = "hindsight.gatewaytest.EchoService"
 DAYS = 3
 # Event counts of the fixed logs.
@@ -84,6 +88,12 @@ def compile_test_proto(name: str) -> None:
 def echo_service() -> ServiceDescriptor:
     compile_test_proto("echo.proto")
     return descriptor_pool.Default().FindServiceByName(ECHO_SERVICE)
+
+
+def stream_test_service(name: str) -> ServiceDescriptor:
+    """A service of tests/gateway/protos/streams.proto (client-streaming rules, good and bad)."""
+    compile_test_proto("streams.proto")
+    return descriptor_pool.Default().FindServiceByName(f"hindsight.streamtest.{name}")
 
 
 def batch_test_service(name: str) -> ServiceDescriptor:
@@ -177,6 +187,7 @@ class FakeBacktestService(pb_grpc.BacktestServiceServicer):
 
     calls: list[Recorded] = field(default_factory=list)
     cancelled: dict[str, asyncio.Event] = field(default_factory=dict)
+    uploads: list[Upload] = field(default_factory=list)
     logs: dict[str, list[pb.BacktestEvent]] = field(default_factory=lambda: {
         "bt-1": make_events("bt-1"), "bt-many": make_events("bt-many", days=999)})
 
@@ -275,9 +286,10 @@ class FakeBacktestService(pb_grpc.BacktestServiceServicer):
             return backtest(bid, days=0)
         return backtest(bid)
 
-    async def _abort_with(self, context: grpc.aio.ServicerContext, code: int, message: str, detail: Any) -> None:
+    async def _abort_with(self, context: grpc.aio.ServicerContext, code: int, message: str, *details: Any) -> None:
         status = status_pb2.Status(code=code, message=message)
-        status.details.add().Pack(detail)
+        for detail in details:
+            status.details.add().Pack(detail)
         await context.abort_with_status(rpc_status.to_status(status))
 
     async def ListBacktests(self, request: pb.ListBacktestsRequest,
@@ -347,6 +359,88 @@ class FakeBacktestService(pb_grpc.BacktestServiceServicer):
         return pb.ListDatasetsResponse(datasets=[pb.Dataset(symbol="SIM-NIFTY", bars=94000, timezone="Asia/Kolkata")])
 
 
+@dataclass
+class Upload:
+    """One client stream as the fake engine received it, message by message."""
+
+    method: str
+    metadata: dict[str, str | bytes]
+    messages: list[Any] = field(default_factory=list)
+    data_bytes: int = 0  # bytes of `chunk.data` (or `file.data`) in all
+    ended: bool = False  # the client ended its stream (done_writing)
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def data(self) -> bytes:
+        return b"".join(m.chunk.data if hasattr(m, "chunk") else m.file.data for m in self.messages[1:])
+
+
+class FakeDatasetService(dpb_grpc.DatasetServiceServicer):
+    """DatasetService's uploads, recorded in `fake.uploads`. By symbol: TOO-LARGE answers
+    RESOURCE_EXHAUSTED with ErrorInfo UPLOAD_TOO_LARGE after the first piece of data; QUOTA,
+    RESOURCE_EXHAUSTED with ErrorInfo STORED_BYTES and RetryInfo(7 s) after the first message;
+    INVALID, INVALID_ARGUMENT with field violations once the stream has ended; HOLD reads the
+    first message and then nothing until cancelled; anything else answers a DatasetDetail (bars: the data's bytes) once the stream has ended.
+
+    grpc.aio ends a servicer's request iterator in the same way whether the client ended its
+    stream or cancelled the call; the cancellation comes as a CancelledError at a later await
+    (~0.1 ms later here). So the fake "parses" before it counts a stream as ended: 10 ms, or 5 s
+    for a symbol starting with SLOW- (the tests of cancellation), long enough to see it.
+    A real servicer must do the same: never keep an upload before an await that follows the
+    end of its stream."""
+
+    def __init__(self, fake: FakeBacktestService) -> None:
+        self.fake = fake
+
+    async def UploadDataset(self, requests: AsyncIterator[dpb.UploadDatasetRequest],
+                            context: grpc.aio.ServicerContext) -> dpb.DatasetDetail:
+        return await self._upload("UploadDataset", requests, context)
+
+    async def UploadOptionChain(self, requests: AsyncIterator[dpb.UploadOptionChainRequest],
+                                context: grpc.aio.ServicerContext) -> dpb.DatasetDetail:
+        return await self._upload("UploadOptionChain", requests, context)
+
+    async def _upload(self, method: str, requests: AsyncIterator[Any],
+                      context: grpc.aio.ServicerContext) -> dpb.DatasetDetail:
+        upload = Upload(method, {k: v for k, v in (context.invocation_metadata() or ())})
+        self.fake.uploads.append(upload)
+        symbol = ""
+        try:
+            async for message in requests:
+                if not upload.messages:
+                    symbol = message.symbol
+                upload.data_bytes += len(message.chunk.data)
+                upload.messages.append(message)
+                if symbol == "HOLD":
+                    await asyncio.sleep(3600)
+                if symbol == "QUOTA":
+                    retry = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=7))
+                    await self.fake._abort_with(context, code_pb2.RESOURCE_EXHAUSTED, "stored bytes quota reached",
+                                                retry, error_details_pb2.ErrorInfo(reason="STORED_BYTES",
+                                                                                   domain="hindsight"))
+                if symbol == "TOO-LARGE" and len(upload.messages) > 1:
+                    await self.fake._abort_with(context, code_pb2.RESOURCE_EXHAUSTED,
+                                                "the upload is larger than the engine's limit of 3 bytes",
+                                                error_details_pb2.ErrorInfo(reason="UPLOAD_TOO_LARGE",
+                                                                            domain="hindsight"))
+            await asyncio.sleep(5 if symbol.startswith("SLOW-") else 0.01)
+            upload.ended = True
+        except asyncio.CancelledError:
+            upload.cancelled.set()
+            raise
+        if symbol == "INVALID":
+            violations = [error_details_pb2.BadRequest.FieldViolation(
+                field="chunk", description="line 3, column 'close': 'abc' is not a number"),
+                error_details_pb2.BadRequest.FieldViolation(field="timezone",
+                                                            description="unknown zone 'Mars/Olympus'")]
+            await self.fake._abort_with(context, code_pb2.INVALID_ARGUMENT, "chunk: the file has 2 problems",
+                                        error_details_pb2.BadRequest(field_violations=violations))
+        first = upload.messages[0] if upload.messages else dpb.UploadDatasetRequest()
+        return dpb.DatasetDetail(dataset=pb.Dataset(
+            symbol=first.symbol, bars=upload.data_bytes, timezone=getattr(first, "timezone", ""),
+            calendar=getattr(first, "calendar", ""), timeframe=getattr(first, "timeframe", ""),
+            description=getattr(first, "description", ""), source="upload"))
+
+
 def echo_handler(fake: FakeBacktestService) -> grpc.GenericRpcHandler:
     request_class = echo_class("EchoRequest")
     inner_class = echo_class("Inner")
@@ -372,8 +466,28 @@ def echo_handler(fake: FakeBacktestService) -> grpc.GenericRpcHandler:
         return reply_class(id=request.id, content_type=request.file.content_type, size=len(request.file.data),
                            label=request.label)
 
+    ingest_class = echo_class("IngestRequest")
+
+    async def ingest(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+        upload = Upload("Ingest", {k: v for k, v in (context.invocation_metadata() or ())})
+        fake.uploads.append(upload)
+        try:
+            async for message in requests:
+                upload.messages.append(message)
+                upload.data_bytes += len(message.file.data)
+            await asyncio.sleep(0.01)  # see FakeDatasetService
+        except asyncio.CancelledError:
+            upload.cancelled.set()
+            raise
+        upload.ended = True
+        first = upload.messages[0]
+        return reply_class(id=first.id, content_type=upload.messages[-1].file.content_type, size=upload.data_bytes,
+                           label=",".join(first.tags))
+
     kw = {"request_deserializer": request_class.FromString}
     return grpc.method_handlers_generic_handler(ECHO_SERVICE, {
+        "Ingest": grpc.stream_unary_rpc_method_handler(ingest, request_deserializer=ingest_class.FromString,
+                                                        response_serializer=reply_class.SerializeToString),
         "Render": grpc.unary_unary_rpc_method_handler(
             render, response_serializer=httpbody_pb2.HttpBody.SerializeToString, **kw),
         "Upload": grpc.unary_unary_rpc_method_handler(upload, request_deserializer=upload_class.FromString,
@@ -403,13 +517,14 @@ async def engine() -> AsyncIterator[EngineHandle]:
     server = grpc.aio.server()
     fake = FakeBacktestService()
     pb_grpc.add_BacktestServiceServicer_to_server(fake, server)
+    dpb_grpc.add_DatasetServiceServicer_to_server(FakeDatasetService(fake), server)
     server.add_generic_rpc_handlers((echo_handler(fake),))
     checker = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
     # /readyz asks for every default service's health: the fake says OptimizationService and the
     # others are serving too (it serves none of their methods; tests/gateway/test_optimizations.py
     # and the like use the real engine).
-    for name in (SERVICE, OPTIMIZATION_SERVICE, *OTHER_SERVICES, ECHO_SERVICE):
+    for name in (SERVICE, OPTIMIZATION_SERVICE, DATASET_SERVICE, *OTHER_SERVICES, ECHO_SERVICE):
         await checker.set(name, health_pb2.HealthCheckResponse.SERVING)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -421,6 +536,7 @@ async def engine() -> AsyncIterator[EngineHandle]:
 def fake(engine: EngineHandle) -> FakeBacktestService:
     engine.fake.calls.clear()
     engine.fake.cancelled.clear()
+    engine.fake.uploads.clear()
     return engine.fake
 
 
@@ -508,7 +624,7 @@ def parse_sse(text: str) -> list[dict[str, Any]]:
         block: dict[str, Any] = {}
         for line in raw.split("\n"):
             name, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
+            value = value.removeprefix(" ")
             block.setdefault(name, []).append(value)
         blocks.append({k: v[0] if len(v) == 1 else v for k, v in block.items()})
     return blocks

@@ -13,7 +13,7 @@ from services.gateway.settings import GatewaySettings, split_host_port
 
 from services.gateway.app import default_services
 
-from .conftest import batch_test_service, echo_service, services
+from .conftest import batch_test_service, echo_service, services, stream_test_service
 
 
 @pytest.mark.parametrize(("template", "openapi", "variables", "verb"), [
@@ -89,12 +89,24 @@ def test_every_rule_of_the_api_becomes_a_binding() -> None:
     }
     for key, kind in expected.items():
         assert by_rpc[key].kind is kind, key
-    # The echo service: six rules on Echo (additional_bindings included), EchoTags, Count, Render, Upload.
-    assert sum(1 for b in bindings if b.method.containing_service.name == "EchoService") == 10
-    assert known_verbs(bindings) == {"cancel", "validate", "batches", "echo", "peek"}
+    # The echo service: six rules on Echo (additional_bindings included), EchoTags, Count, Render, Upload,
+    # Ingest.
+    assert sum(1 for b in bindings if b.method.containing_service.name == "EchoService") == 11
+    assert known_verbs(bindings) == {"cancel", "validate", "batches", "echo", "peek", "compare", "upload"}
     # Every RPC of the API has a rule (docs/architecture.md); the test list above names them all.
     api = default_services()[0]
     assert {m.name for m in api.methods} == {rpc for rpc, _, _ in expected}
+    # ... and every RPC of every service gets a route, the client-streaming uploads included.
+    for service in default_services():
+        routed = {b.method.name for b in bindings if b.method.containing_service.full_name == service.full_name}
+        assert routed == {m.name for m in service.methods}, service.full_name
+    uploads = {b.method.name: b for b in bindings if b.request_stream}
+    assert set(uploads) == {"UploadDataset", "UploadOptionChain", "Ingest"}
+    assert uploads["UploadDataset"].template.template == "/api/v1/datasets/{symbol}:upload"
+    assert uploads["UploadOptionChain"].template.template == "/api/v1/datasets/{symbol}/options:upload"
+    for upload in uploads.values():
+        assert upload.kind is ResponseKind.UNARY and upload.body in ("chunk", "file")
+    assert not any(b.request_stream for b in bindings if not b.method.client_streaming)
     assert by_rpc[("StartBacktest", "POST", "/api/v1/backtests")].body == "*"
     assert by_rpc[("StartBacktest", "POST", "/api/v1/backtests")].grpc_path == \
         "/hindsight.v1.BacktestService/StartBacktest"
@@ -129,6 +141,32 @@ def test_a_stream_with_a_batched_sibling_is_read_through_it() -> None:
 def test_bad_batched_siblings_are_refused_at_start_up(service: str, needle: str) -> None:
     with pytest.raises(BindingError, match=re.escape(needle)):
         compile_bindings([batch_test_service(service)])
+
+
+def test_a_client_stream_with_an_http_body_body_is_served_as_a_streamed_request_body() -> None:
+    bindings = compile_bindings([stream_test_service("Good")])
+    assert [(b.http_method, b.template.template) for b in bindings] == [
+        ("POST", "/streamtest/{id}"), ("PUT", "/streamtest/{id}/file")]
+    for binding in bindings:
+        assert binding.request_stream and binding.body == "file"
+        assert binding.kind is ResponseKind.BYTES  # a google.api.HttpBody answer is raw bytes
+
+
+@pytest.mark.parametrize(("service", "needle"), [
+    ("BodyStar", 'it has body: "*"'),
+    ("NoBody", "it has no body"),
+    ("NotHttpBody", 'it has body: "label"'),
+    ("Repeated", 'it has body: "files"'),
+    ("AdditionalBad", 'it has body: "*"'),  # every rule of the method, additional ones included
+    ("Bidi", "is a bidirectional stream"),
+])
+def test_client_streams_that_cannot_be_served_are_refused_at_start_up(service: str, needle: str) -> None:
+    with pytest.raises(BindingError, match=re.escape(needle)) as refused:
+        compile_bindings([stream_test_service(service)])
+    if service != "Bidi":
+        assert "must bind the body to a singular google.api.HttpBody field of hindsight.streamtest.Req" \
+            in str(refused.value)
+    assert f"hindsight.streamtest.{service}." in str(refused.value)
 
 
 def test_literal_segments_sort_before_variables() -> None:

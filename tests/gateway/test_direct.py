@@ -118,6 +118,12 @@ SAME: list[tuple[str, str, dict[str, str], bytes]] = [
     ("GET", "/test/v1/render/x/note.txt?note=" + "h%C3%A9llo" * 300, GZIP, b""),  # unary HttpBody, via GZip
     ("GET", "/test/v1/render/x/note.txt?note=hi", GZIP, b""),
     ("POST", "/test/v1/uploads/u1?label=first", {"content-type": "image/png"}, bytes(range(256)) * 4),
+    # Client streams (uploads): the body streamed as messages, the reply as JSON.
+    ("POST", "/test/v1/ingest/i1?tags=a&tags=b&inner.level=3", {"content-type": "text/csv"}, bytes(range(256)) * 4),
+    ("POST", "/api/v1/datasets/ABC:upload?timezone=UTC", GZIP, b"time,open\n" * 200),
+    ("POST", "/api/v1/datasets/INVALID:upload", {}, b"x"),  # 400 with field violations
+    ("POST", "/api/v1/datasets/TOO-LARGE:upload", {}, b"x"),  # 413
+    ("POST", "/api/v1/datasets/ABC:upload?nope=1", {}, b"x"),  # 400 before the call
     # Not for the direct path: the stack answers both times.
     ("PATCH", "/api/v1/backtests/bt-1", {}, b""),  # 405
     ("GET", "/api/v1/backtests/", {}, b""),  # 404

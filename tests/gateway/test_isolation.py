@@ -65,7 +65,17 @@ ROUTES = [
     ("GET", "/api/v1/backtests/{id}/stream", {"accept": "text/event-stream"}),
     ("GET", "/api/v1/backtests/{id}/stream", {"accept": "application/x-ndjson"}),
     ("GET", "/api/v1/backtests/{id}/stream:batches", {}),
+    ("GET", "/api/v1/backtests/{id}/analytics", {}),
 ]
+
+
+async def test_the_matrix_covers_every_route_with_a_backtest_id() -> None:
+    from services.gateway.app import default_services
+    from services.gateway.bindings import compile_bindings
+
+    served = {(b.http_method, b.template.template.replace("{backtest_id}", "{id}").replace("{date}", "{day}"))
+              for b in compile_bindings(default_services()) if "backtest_id" in b.bound_fields()}
+    assert served == {(method, path) for method, path, _ in ROUTES}
 
 
 def _shape(r: httpx.Response, ident: str) -> tuple:
