@@ -1,6 +1,6 @@
 """Issue 12's figures for `make bench` (section `datasets`): an upload of a 5-million-row
 one-minute CSV through the gateway, the quality report on that file, and GetAnalytics on a
-10-year one-minute run (uncached and cached).
+10-year one-minute run (benchmarks/analytics_bench.py: first, uncached, cached).
 
 The engine and the gateway run as separate processes (as deployed: `hindsight engine`,
 `hindsight gateway`); the client and the measurements run here. Peak memory is each server's
@@ -10,10 +10,7 @@ starts, so the engine's warm-up (kernel compiles, SIM-NIFTY) does not count.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
-import statistics
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -98,7 +95,9 @@ def run(data_dir: Path) -> dict:
     with served(data_dir, "ds", MAX_UPLOAD_MB="4096") as (http_port, grpc_port, procs):
         engine, gateway = procs
         out.update(_upload(f"http://127.0.0.1:{http_port}", csv, engine.pid, gateway.pid))
-        out.update(asyncio.run(_analytics(f"127.0.0.1:{grpc_port}")))
+    from benchmarks.analytics_bench import run as analytics
+
+    out.update({f"analytics_{k}": v for k, v in analytics(data_dir).items()})
     return out
 
 
@@ -118,7 +117,8 @@ def _upload(base: str, csv: Path, engine_pid: int, gateway_pid: int) -> dict:
     import httpx
 
     reset = _reset_peak(engine_pid) and _reset_peak(gateway_pid)
-    url = f"{base}/api/v1/datasets/BENCH-5M:upload?calendar={quote('24/7', safe='')}&timezone=UTC"
+    symbol = f"BENCH-{os.getpid()}-{int(time.time())}"  # the bench's data dir persists between runs
+    url = f"{base}/api/v1/datasets/{symbol}:upload?calendar={quote('24/7', safe='')}&timezone=UTC"
     size = csv.stat().st_size
     t = time.perf_counter()
     r = httpx.post(url, content=_file_chunks(csv), timeout=600,
@@ -127,47 +127,7 @@ def _upload(base: str, csv: Path, engine_pid: int, gateway_pid: int) -> dict:
     if r.status_code != 200:
         raise RuntimeError(f"upload answered {r.status_code}: {r.text[:2000]}")
     detail = r.json()
+    httpx.delete(f"{base}/api/v1/datasets/{symbol}", timeout=60).raise_for_status()
     return {"upload_s": took, "upload_mb_per_s": size / 1e6 / took, "upload_bars": int(detail["dataset"]["bars"]),
             "upload_score": detail["quality"]["score"], "peak_reset": reset,
             "engine_upload_peak_mib": _peak_mib(engine_pid), "gateway_upload_peak_mib": _peak_mib(gateway_pid)}
-
-
-async def _analytics(target: str) -> dict:
-    """A 10-year one-minute run (SIM-NIFTY, sma_cross.json without fees: ~50 k trades), then
-    GetAnalytics: the first call (nothing cached), further parameter sets (each computed once),
-    and the cached answer (median of 30)."""
-    import grpc
-    from google.protobuf import json_format
-
-    from hindsight.v1 import analytics_pb2 as apb
-    from hindsight.v1 import analytics_pb2_grpc as apb_grpc
-    from hindsight.v1 import backtest_service_pb2 as pb
-    from hindsight.v1 import backtest_service_pb2_grpc as pb_grpc
-    from hindsight.v1 import strategy_pb2
-
-    doc = json.loads((STRATEGIES / "sma_cross.json").read_text())
-    doc["execution"]["commission_pct"] = 0.0
-    strategy = json_format.ParseDict(doc, strategy_pb2.Strategy())
-    async with grpc.aio.insecure_channel(target) as ch:
-        await asyncio.wait_for(ch.channel_ready(), 120)
-        stub, astub = pb_grpc.BacktestServiceStub(ch), apb_grpc.AnalyticsServiceStub(ch)
-        started = await stub.StartBacktest(pb.StartBacktestRequest(strategy=strategy, symbol="SIM-NIFTY"))
-        bid = started.backtest_id
-        async for _ in stub.StreamBacktestBatches(pb.StreamBacktestBatchesRequest(backtest_id=bid)):
-            pass
-        run = await stub.GetBacktest(pb.GetBacktestRequest(backtest_id=bid, omit_days=True))
-
-        async def timed(window: int) -> tuple[float, apb.Analytics]:
-            t = time.perf_counter()
-            a = await astub.GetAnalytics(apb.GetAnalyticsRequest(backtest_id=bid, rolling_window_days=window))
-            return time.perf_counter() - t, a
-
-        first, a = await timed(63)
-        others = [(await timed(w))[0] for w in (21, 42, 126, 252)]
-        cached = []
-        for _ in range(30):
-            took, again = await timed(63)
-            cached.append(took)
-        return {"analytics_first_ms": first * 1e3, "analytics_uncached_ms_median": statistics.median([first, *others]) * 1e3,
-                "analytics_cached_ms_p50": statistics.median(cached) * 1e3, "analytics_cached_flag": again.cached,
-                "analytics_trades": len(a.trades), "analytics_days": run.progress.total_days}

@@ -32,6 +32,7 @@ from hindsight.v1 import results_pb2
 
 from services.engine import checkpoint as ckpt
 from services.engine import events as ev
+from services.engine.analytics import load as analytics_table
 from services.engine.core.backtest import Backtest, DayResult, RunError, RunSettings
 from services.engine.core.catalog import Catalog
 from services.engine.core.spec import StrategyPlan
@@ -438,12 +439,13 @@ class JobManager(RecoveryMixin):
             started = pb.BacktestStarted(config=cfg, total_days=job.total_days)
             self._emit(job, pub, [pb.BacktestEvent(backtest_started=started).SerializeToString()])
         try:
-            bars = self.catalog.load(cfg.symbol, None, job.settings.end)
+            catalog = self.catalog.scoped(job.caller)  # the caller's uploads, then the shared datasets
+            bars = catalog.load(cfg.symbol, None, job.settings.end)
             source = None
             if job.plan.has_legs:
                 from services.engine.options.runner import source_for
 
-                source = source_for(self.catalog, cfg.symbol)
+                source = source_for(catalog, cfg.symbol)
             bt = Backtest(job.plan, bars, job.settings, symbol=cfg.symbol, options=source)
         except (RunError, ValueError, KeyError) as exc:
             if rs is not None:
@@ -595,6 +597,7 @@ class JobManager(RecoveryMixin):
                 extra = [d for d in self.store.list_days(bid) if d not in published]
                 if extra:
                     self.store.remove_days(bid, extra)
+            analytics_table.after_run(self.store, bid, job)  # its table, built meanwhile (analytics/load.py)
             self.store.sync_days(bid, [d for d in job.unsynced if d in published])
             job.unsynced.clear()
             if terminal is None:

@@ -78,9 +78,18 @@ def mib(n: float) -> str:
 
 
 class Quotas:
-    def __init__(self, settings: EngineSettings, store) -> None:
-        self.settings, self.store = settings, store
+    def __init__(self, settings: EngineSettings, store, strategies=None) -> None:
+        """`strategies`: the saved strategies (a StrategyStore), counted for GetCaller."""
+        self.settings, self.store, self.strategies = settings, store, strategies
         self.rate = StartRate(settings.starts_per_minute)
+        # Bytes of a user's uploaded datasets (set by the DatasetService): they count toward
+        # stored_bytes with the user's runs.
+        self.dataset_bytes = None
+
+    def stored_bytes(self, user: str) -> int:
+        """What `user` stores: their runs' files and their uploaded datasets."""
+        used = self.store.stored_bytes_by_caller(user)
+        return used + (self.dataset_bytes(user) if self.dataset_bytes is not None else 0)
 
     def _counts(self, user: str) -> tuple[int, int]:
         active = self.store.count_running_by_caller(user, include_queued=True)
@@ -91,10 +100,11 @@ class Quotas:
         """Before a run is created (not for an idempotent repeat of one)."""
         s = self.settings
         if s.max_stored_bytes_per_user:
-            used = self.store.stored_bytes_by_caller(user)
+            used = self.stored_bytes(user)
             if used >= s.max_stored_bytes_per_user:
-                raise QuotaExceeded("stored_bytes", f"your backtests take {mib(used)} of your {mib(s.max_stored_bytes_per_user)}:"
-                                    " delete some (DeleteBacktest) or wait for them to expire")
+                raise QuotaExceeded("stored_bytes", f"your backtests and datasets take {mib(used)} of your "
+                                    f"{mib(s.max_stored_bytes_per_user)}: delete some (DeleteBacktest, DeleteDataset) "
+                                    "or wait for backtests to expire")
         if s.max_queued_per_user:
             _running, queued = self._counts(user)
             if queued >= s.max_queued_per_user:
@@ -109,12 +119,15 @@ class Quotas:
         """(quota, limit, used) for GetCaller."""
         s = self.settings
         running, queued = self._counts(user)
+        saved = ([("saved_strategies", s.max_strategies_per_user, self.strategies.count(user))]
+                 if self.strategies is not None else [])
         return [
             ("running_backtests", s.max_running_per_caller, running),
             ("queued_backtests", s.max_queued_per_user, queued),
             ("starts_per_minute", s.starts_per_minute, self.rate.used(user)),
-            ("stored_bytes", s.max_stored_bytes_per_user, self.store.stored_bytes_by_caller(user)),
+            ("stored_bytes", s.max_stored_bytes_per_user, self.stored_bytes(user)),
             ("run_memory_bytes", s.max_run_memory_bytes, 0),
+            *saved,
         ]
 
 

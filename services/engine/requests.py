@@ -57,7 +57,9 @@ def parse_date(text: str, field: str) -> date | None:
 def check_start(request: pb.StartBacktestRequest, catalog: Catalog, max_run_bytes: int = 0) -> StartPlan:
     """Blocking (it reads the catalog): call it off the event loop."""
     if not request.HasField("strategy"):
-        raise Invalid([Problem("strategy", "missing strategy: send a hindsight.v1.Strategy (see examples/strategies/)")])
+        raise Invalid([Problem("strategy", "missing strategy: send a hindsight.v1.Strategy (see examples/strategies/), "
+                                           "or leave it out and name one of your saved strategies with strategy_id "
+                                           "(and strategy_version)")])
     try:
         plan = compile_strategy(request.strategy)
     except SpecError as exc:
@@ -131,5 +133,6 @@ def check_start(request: pb.StartBacktestRequest, catalog: Catalog, max_run_byte
         timeframe=request.timeframe or ex.timeframe,
         initial_capital=request.initial_capital or ex.initial_capital,
         commission_pct=request.commission_pct or ex.commission_pct,
-        slippage_pct=request.slippage_pct or ex.slippage_pct, tick_interval=request.tick_interval)
+        slippage_pct=request.slippage_pct or ex.slippage_pct, tick_interval=request.tick_interval,
+        strategy_version=request.strategy_version)
     return StartPlan(plan, settings, days, config, request.strategy_id or plan.name, estimated)

@@ -46,6 +46,7 @@ from services.engine.strategies.servicer import SERVICE_NAME as STRATEGY_SERVICE
 from services.engine.strategies.servicer import StrategyServicer
 from storage import LocalStore
 from storage.optimizations import OptimizationStore
+from storage.strategies import StrategyStore
 
 log = logging.getLogger("hindsight.engine")
 
@@ -60,9 +61,10 @@ KEEPALIVE_OPTIONS = [
 ]
 
 
-# Their handlers yield messages already serialized (events from the log): sent as they are.
+# Their handlers yield messages already serialized (events from the log, GetAnalytics' answers
+# kept as bytes): sent as they are.
 PASSTHROUGH = frozenset({"StreamBacktest", "StreamBacktestBatches", "StreamOptimization",
-                         "StreamOptimizationBatches"})
+                         "StreamOptimizationBatches", "GetAnalytics"})
 
 
 def _passthrough(msg) -> bytes:
@@ -106,22 +108,31 @@ def _decoding_stream(fn, req_cls):
     return handler
 
 
+class BadClientMessage(Exception):
+    """A client-stream message that does not decode: raised by the servicer's iterator, so an
+    upload stops (and keeps nothing) instead of taking the stream for ended."""
+
+
 def _decoding_client_stream(fn, req_cls):
     """Client streams: each message is decoded here as it arrives (see _decoding_unary); the
-    servicer gets an async iterator of messages. A message that does not decode aborts the call
-    INVALID_ARGUMENT."""
+    servicer gets an async iterator of messages. A message that does not decode raises
+    BadClientMessage from the iterator and aborts the call INVALID_ARGUMENT."""
     async def handler(raw_iterator, context):
         bad: list[Exception] = []
 
         async def messages():
             async for raw in raw_iterator:
                 try:
-                    yield req_cls.FromString(raw)
+                    msg = req_cls.FromString(raw)
                 except (DecodeError, RecursionError, ValueError) as exc:
                     bad.append(exc)
-                    return
+                    raise BadClientMessage(str(exc)) from exc
+                yield msg
 
-        result = await fn(messages(), context)
+        try:
+            result = await fn(messages(), context)
+        except BadClientMessage:
+            result = None
         if bad:
             await _bad_message(context, req_cls.DESCRIPTOR.full_name, bad[0])
             return None
@@ -208,6 +219,7 @@ class Engine:
         await self.server.stop(grace)
         self.store.close()
         self.optimizations.store.close()
+        self.strategy_servicer.close()
 
 
 async def create_server(settings: EngineSettings | None = None, address: str | None = None,
@@ -247,8 +259,10 @@ async def create_server(settings: EngineSettings | None = None, address: str | N
         log.info("TTL cleanup removed %d optimizations", len(removed))
 
     server = grpc.aio.server(options=KEEPALIVE_OPTIONS)
-    servicer = BacktestServicer(store, catalog, jobs, hub, settings, auth)
-    opt_servicer = OptimizationServicer(opt_store, catalog, optimizations, hub, settings, auth, servicer.quotas.rate)
+    strategies = StrategyStore(settings.store_root)
+    servicer = BacktestServicer(store, catalog, jobs, hub, settings, auth, strategies)
+    opt_servicer = OptimizationServicer(opt_store, catalog, optimizations, hub, settings, auth, servicer.quotas.rate,
+                                        strategies)
     dataset_servicer = DatasetServicer(servicer)
     strategy_servicer = StrategyServicer(servicer)
     analytics_servicer = AnalyticsServicer(servicer)
@@ -311,6 +325,9 @@ def warm_up(catalog: Catalog) -> float:
     from services.engine.optimize.sweep import warmup as sweep_warmup
 
     sweep_warmup(bars)
+    from services.engine.datasets.ingest import warmup as datasets_warmup
+
+    datasets_warmup()
     return time.perf_counter() - t0
 
 

@@ -30,8 +30,10 @@ from services.engine.jobs import STATUS_ENUM, STATUS_NAME, JobManager, QueueFull
 from services.engine.quotas import QuotaExceeded, Quotas
 from services.engine.requests import MAX_ECHOED_ID, Invalid, check_start
 from services.engine.settings import EngineSettings
+from services.engine.strategies.refs import backtest_request
 from services.engine.wire import length_delimited
 from storage import COMPLETED, TERMINAL_STATUSES, LocalStore, LogClosed, NotFound
+from storage.strategies import StrategyStore
 
 SERVICE_NAME = "hindsight.v1.BacktestService"
 STREAM_PAGE = 512
@@ -154,10 +156,12 @@ async def follow_log(context, event_log, after: int, limit: int, hub: StreamHub,
 
 class BacktestServicer(pb_grpc.BacktestServiceServicer):
     def __init__(self, store: LocalStore, catalog: Catalog, jobs: JobManager, hub: StreamHub,
-                 settings: EngineSettings, auth: Authenticator | None = None):
+                 settings: EngineSettings, auth: Authenticator | None = None, strategies: StrategyStore | None = None):
         self.store, self.catalog, self.jobs, self.hub, self.settings = store, catalog, jobs, hub, settings
         self.auth = auth or Authenticator()
-        self.quotas = Quotas(settings, store)
+        # Saved strategies (StrategyService); runs may name one instead of sending a strategy.
+        self.strategies = strategies if strategies is not None else StrategyStore(settings.store_root)
+        self.quotas = Quotas(settings, store, self.strategies)
         self._finished: OrderedDict[tuple[str, bool], tuple[object, pb.Backtest]] = OrderedDict()
 
     async def principal(self, context: grpc.aio.ServicerContext) -> Principal:
@@ -182,7 +186,9 @@ class BacktestServicer(pb_grpc.BacktestServiceServicer):
             if existing is not None:
                 return self._started(existing.backtest_id, existing.total_days)
         try:
-            start = await asyncio.to_thread(check_start, request, self.catalog, self.settings.max_run_memory_bytes)
+            request = await asyncio.to_thread(backtest_request, request, self.strategies, me.user_id)
+            start = await asyncio.to_thread(check_start, request, self.catalog.scoped(me.user_id),
+                                            self.settings.max_run_memory_bytes)
             self.quotas.check_start(me.user_id)
             bid, _created = self.jobs.submit(
                 caller=me.user_id, request_id=request.request_id, strategy_id=start.strategy_id,
@@ -467,24 +473,11 @@ class BacktestServicer(pb_grpc.BacktestServiceServicer):
 
     @_handler
     async def ListDatasets(self, request: pb.ListDatasetsRequest, context, me: Principal) -> pb.ListDatasetsResponse:
-        from services.engine.options.runner import source_for
+        """The caller's uploads, then the built-in and server datasets (another user's are never listed)."""
+        from services.engine.datasets.listing import dataset_messages
 
-        def listing():
-            out = []
-            for d in self.catalog.list():
-                try:
-                    source = source_for(self.catalog, d.symbol)
-                except (ValueError, OSError):  # e.g. two chain files for one dataset
-                    source = None
-                out.append((d, source.kind if source else ""))
-            return out
-
-        infos = await asyncio.to_thread(listing)
-        return pb.ListDatasetsResponse(datasets=[pb.Dataset(
-            symbol=d.symbol, description=d.description, timeframe=d.timeframe, first_date=str(d.first_date),
-            last_date=str(d.last_date), bars=d.bars, timezone=d.timezone, calendar=d.calendar, options=options)
-            for d, options in infos])
-
+        return pb.ListDatasetsResponse(datasets=await asyncio.to_thread(dataset_messages,
+                                                                         self.catalog.scoped(me.user_id)))
 
     @_handler
     async def GetCaller(self, request: pb.GetCallerRequest, context, me: Principal) -> pb.Caller:

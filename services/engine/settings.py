@@ -59,6 +59,8 @@ class EngineSettings:
     switch_interval_ms: float = 1.0        # the GIL's switch interval in the engine (0: Python's 5 ms)
     dask_scheduler: str = ""               # tcp://host:port: sweeps run on that Dask cluster (else embedded)
     max_upload_bytes: int = 1 << 30        # one dataset or option-chain upload, as sent (compressed)
+    max_strategies_per_user: int = 1000    # saved strategies (StrategyService) per user
+    max_strategy_versions: int = 1000      # versions of one saved strategy
 
     @property
     def store_root(self) -> Path:
@@ -96,5 +98,7 @@ class EngineSettings:
             switch_interval_ms=max(0.0, _float("SWITCH_INTERVAL_MS", 1.0)),
             dask_scheduler=_env("DASK_SCHEDULER", "").strip(),
             max_upload_bytes=_int("MAX_UPLOAD_MB", 1 << 10) << 20,
+            max_strategies_per_user=_int("MAX_STRATEGIES_PER_USER", 1000),
+            max_strategy_versions=_int("MAX_STRATEGY_VERSIONS", 1000),
         )
         return replace(s, **overrides)

@@ -224,7 +224,8 @@ def _config() -> Any:
         "operations": [] if FULL else [
             {"include-operation-id": op, "phases": {"coverage": {"enabled": False}}}
             for op in ("BacktestService_StartBacktest", "BacktestService_ValidateStrategy",
-                       "OptimizationService_StartOptimization")],
+                       "OptimizationService_StartOptimization", "StrategyService_CreateStrategy",
+                       "StrategyService_UpdateStrategy")],
     })
 
 

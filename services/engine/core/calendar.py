@@ -16,7 +16,7 @@ import exchange_calendars as xc
 import numpy as np
 import pandas as pd
 
-__all__ = ["trading_days", "session_days", "is_trading_day", "calendar_tz", "calendar_names",
+__all__ = ["trading_days", "session_days", "session_schedule", "is_trading_day", "calendar_tz", "calendar_names",
            "check_calendar", "day_number", "day_date"]
 
 _EPOCH = date(1970, 1, 1)
@@ -142,3 +142,48 @@ def is_trading_day(calendar_code: str, day: date) -> bool:
 def calendar_tz(calendar_code: str) -> str:
     """The exchange's IANA time zone, e.g. 'Asia/Kolkata' for XBOM."""
     return _sessions(calendar_code).tz
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Sessions of a calendar in a date range: day numbers and UTC ns of each session's open, close
+    and break (break_start == break_end == 0 where a session has none). `lo`..`hi`: the day numbers
+    the calendar covers of the range asked for (lo > hi: none)."""
+
+    days: np.ndarray
+    opens: np.ndarray
+    closes: np.ndarray
+    break_starts: np.ndarray
+    break_ends: np.ndarray
+    lo: int = 0
+    hi: int = -1
+
+
+@lru_cache(maxsize=32)
+def session_schedule(calendar_code: str, start: date, end: date) -> Schedule:
+    """The sessions in [start, end] with their hours (early closes and breaks as the exchange has
+    them), clipped to what exchange-calendars covers. Used by the upload quality checks to count
+    the bars a session should have."""
+    known = _sessions(calendar_code, start, end)
+    lo, hi = max(day_number(start), known.lo), min(day_number(end), known.hi)
+    empty = np.empty(0, np.int64)
+    if lo > hi:
+        return Schedule(empty, empty, empty, empty, empty, lo, hi)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        cal = xc.get_calendar(calendar_code)  # the default range, built once and cached by exchange-calendars
+        first, last = day_number(cal.first_session.date()), day_number(cal.last_session.date())
+        if lo < first or hi > last:  # widen (exchange-calendars wants start < end)
+            a, b = min(lo, first), max(hi, last)
+            cal = xc.get_calendar(calendar_code, start=pd.Timestamp(day_date(a)), end=pd.Timestamp(day_date(b)))
+        sched = cal.schedule
+        keep = (sched.index >= pd.Timestamp(day_date(lo))) & (sched.index <= pd.Timestamp(day_date(hi)))
+        sched = sched[keep]
+
+    def ns(column: str) -> np.ndarray:
+        values = pd.DatetimeIndex(sched[column]).tz_convert("UTC").tz_localize(None).as_unit("ns")
+        return np.where(values.isna(), 0, values.asi8).astype(np.int64)
+
+    days = np.asarray(sched.index.values.astype("datetime64[D]").astype(np.int64))
+    return Schedule(days, ns("open"), ns("close"), ns("break_start"), ns("break_end"), lo, hi)

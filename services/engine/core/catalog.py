@@ -1,10 +1,16 @@
-"""Datasets by symbol: the built-in SIM-NIFTY plus any CSV/Parquet dropped into <data_dir>/datasets/.
+"""Datasets by symbol: the built-in SIM-NIFTY, any CSV/Parquet dropped into <data_dir>/datasets/ (both
+shared by every user), and each user's uploads under <data_dir>/users/<user>/datasets/<SYMBOL>/.
 
 Each dataset is converted once into .npy columns under <data_dir>/datasets/<SYMBOL>/<key>/, where
 <key> hashes the source (file size and mtime, or generator parameters): a changed source gets a new
 key, and a finished directory never changes. Builds go to a temp directory renamed into place, so
 processes racing to build the same key cannot corrupt it. Loads memory-map the columns and copy out
 whole trading days found by searchsorted on the per-day arrays.
+
+Uploads (services/engine/datasets) are stored already in that columnar form, one folder per
+dataset, renamed into place whole. Only their owner sees them: `Catalog.scoped(owner)` is the view
+every run, listing and check goes through (the owner's uploads first, then the shared datasets);
+another user's upload is, to it, a symbol that does not exist.
 """
 
 from __future__ import annotations
@@ -13,22 +19,26 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import numpy as np
+
+from storage.store import user_dir_name
 
 from .bars import Bars
 from .calendar import calendar_tz, check_calendar, day_date, day_number
 from .data import DataError, load_bars
 from .simdata import GENERATOR_VERSION, SIM_NIFTY, SimParams, generate_sim_nifty
 
-__all__ = ["Catalog", "DatasetInfo", "UnknownDataset", "SOURCE_SUFFIXES"]
+__all__ = ["Catalog", "ScopedCatalog", "DatasetInfo", "UnknownDataset", "SOURCE_SUFFIXES", "SYMBOL",
+           "CHAIN_SUFFIXES"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +47,11 @@ _COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 SOURCE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 _STALE_TMP_SECONDS = 3600.0
 _CHAIN_TAG = ".options"  # <SYMBOL>.options.parquet (or another source suffix): the option chain of SYMBOL
+CHAIN_SUFFIXES = (".parquet", ".csv.gz", ".csv")  # an uploaded chain: <upload folder>/<SYMBOL>.options<suffix>
+# An uploaded dataset's symbol (also its folder's name: no path separators, no leading dot).
+SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
+USERS_DIR = "users"
+DATASETS_DIR = "datasets"
 
 
 class UnknownDataset(KeyError):
@@ -62,6 +77,13 @@ class DatasetInfo:
     bars: int
     timezone: str
     calendar: str
+    # Where it comes from ("builtin", "server", "upload") and, for uploads, whose it is, its quality
+    # score, when it was uploaded and its bytes on disk. Not compared: a dataset is its data.
+    source: str = field(default="server", compare=False)
+    owner: str = field(default="", compare=False)
+    quality_score: float = field(default=0.0, compare=False)
+    created_at: float = field(default=0.0, compare=False)
+    stored_bytes: int = field(default=0, compare=False)
 
 
 # ---- sources -----------------------------------------------------------------------------------
@@ -134,10 +156,13 @@ class _Opened:
     dates: np.ndarray               # int64[D] day numbers
     starts: np.ndarray              # int64[D+1] bar offsets per day
 
-    def info(self) -> DatasetInfo:
+    def info(self, stored_bytes: int = 0) -> DatasetInfo:
         m = self.meta
+        source = m.get("source") or ("builtin" if m["symbol"] in _BUILTIN else "server")
         return DatasetInfo(m["symbol"], m["description"], m["timeframe"], date.fromisoformat(m["first_date"]),
-                           date.fromisoformat(m["last_date"]), int(m["bars"]), m["timezone"], m["calendar"])
+                           date.fromisoformat(m["last_date"]), int(m["bars"]), m["timezone"], m["calendar"],
+                           source=source, owner=m.get("owner", ""), quality_score=float(m.get("quality_score", 0.0)),
+                           created_at=float(m.get("created_at", 0.0)), stored_bytes=stored_bytes)
 
 
 def _write_build(directory: Path, bars: Bars, extra: dict, key: str) -> None:
@@ -177,6 +202,45 @@ class Catalog:
         self._lock = threading.Lock()
         self._symbol_locks: dict[str, threading.Lock] = {}
         self._opened: dict[str, _Opened] = {}
+        self._uploads: dict[Path, tuple[tuple[int, int], _Opened]] = {}  # folder -> (meta.json's identity, build)
+
+    # -- per-user views ----------------------------------------------------------------------------
+
+    def scoped(self, owner: str) -> "ScopedCatalog":
+        """The datasets `owner` may use: their uploads, then the built-in and server datasets."""
+        return ScopedCatalog(self, owner)
+
+    def uploads_dir(self, owner: str) -> Path:
+        """<data_dir>/users/<user folder>/datasets: one folder per uploaded dataset (the user folder
+        as storage names a user's runs: the id itself when it is a safe name, else a digest)."""
+        return self.data_dir / USERS_DIR / user_dir_name(owner) / DATASETS_DIR
+
+    def open_upload(self, folder: Path) -> _Opened | None:
+        """The upload stored in `folder`, or None when there is none (never uploaded, deleted, or
+        still being written: meta.json is written last). Cached until meta.json changes."""
+        try:
+            st = (folder / "meta.json").stat()
+        except OSError:
+            self._uploads.pop(folder, None)
+            return None
+        ident = (st.st_ino, st.st_mtime_ns)
+        hit = self._uploads.get(folder)
+        if hit is not None and hit[0] == ident:
+            return hit[1]
+        try:
+            opened = _read_build(folder)
+        except (OSError, ValueError, KeyError) as exc:
+            if not (folder / "meta.json").is_file():  # deleted meanwhile
+                return None
+            raise DataError(f"uploaded dataset {folder.name} cannot be read ({exc}): delete it and upload it again",
+                            path=str(folder)) from None
+        with self._lock:
+            self._uploads[folder] = (ident, opened)
+        return opened
+
+    def chain_cache_dir(self, symbol: str) -> Path:
+        """Where the validated cache of `symbol`'s option chain is kept."""
+        return self.root / symbol
 
     # -- what exists -----------------------------------------------------------------------------
 
@@ -244,8 +308,11 @@ class Catalog:
 
     def load(self, symbol: str, start: date | None = None, end: date | None = None) -> Bars:
         """Bars of whole trading days in [start, end] (both inclusive; None: open-ended)."""
-        opened = self._open(symbol)
-        d0, d1 = self._day_range(opened, start, end)
+        return self._bars(self._open(symbol), start, end)
+
+    @classmethod
+    def _bars(cls, opened: _Opened, start: date | None, end: date | None) -> Bars:
+        d0, d1 = cls._day_range(opened, start, end)
         i0, i1 = int(opened.starts[d0]), int(opened.starts[d1])
         cols = {name: np.array(opened.columns[name][i0:i1]) for name in _COLUMNS}  # copies: plain, writable
         dates = opened.dates[d0:d1].copy()
@@ -258,8 +325,11 @@ class Catalog:
 
     def trading_days(self, symbol: str, start: date | None = None, end: date | None = None) -> list[date]:
         """The dates in [start, end] on which the dataset has bars."""
-        opened = self._open(symbol)
-        d0, d1 = self._day_range(opened, start, end)
+        return self._days(self._open(symbol), start, end)
+
+    @classmethod
+    def _days(cls, opened: _Opened, start: date | None, end: date | None) -> list[date]:
+        d0, d1 = cls._day_range(opened, start, end)
         return [day_date(d) for d in opened.dates[d0:d1]]
 
     def date_range(self, symbol: str) -> tuple[date, date]:
@@ -342,3 +412,123 @@ class Catalog:
                     shutil.rmtree(tmp, ignore_errors=True)
             except OSError:
                 pass
+
+
+# ---- one user's view ----------------------------------------------------------------------------
+
+def _folder_bytes(folder: Path) -> int:
+    total = 0
+    try:
+        for entry in os.scandir(folder):
+            if entry.is_file(follow_symlinks=False):
+                total += entry.stat(follow_symlinks=False).st_size
+    except OSError:
+        pass
+    return total
+
+
+class ScopedCatalog:
+    """The catalog as one user sees it: their uploads first, then the built-in and server datasets,
+    with the methods runs use (`load`, `info`, `has`, `list`, `trading_days`, `date_range`,
+    `option_chain`, `chain_cache_dir`). Another user's upload is unknown here, exactly as a symbol
+    that does not exist."""
+
+    def __init__(self, catalog: Catalog, owner: str):
+        self.catalog, self.owner = catalog, owner
+        self.data_dir = catalog.data_dir
+
+    @property
+    def folder(self) -> Path:
+        return self.catalog.uploads_dir(self.owner)
+
+    def upload_folder(self, symbol: str) -> Path | None:
+        """The folder of the owner's upload `symbol` (None when the symbol cannot be one)."""
+        if not self.owner or not isinstance(symbol, str) or not SYMBOL.match(symbol):
+            return None
+        return self.folder / symbol
+
+    def _upload(self, symbol: str) -> _Opened | None:
+        folder = self.upload_folder(symbol)
+        return None if folder is None else self.catalog.open_upload(folder)
+
+    def is_upload(self, symbol: str) -> bool:
+        return self._upload(symbol) is not None
+
+    def uploads(self) -> list[str]:
+        """The owner's uploaded symbols, sorted."""
+        try:
+            names = sorted(p.name for p in self.folder.iterdir()
+                           if SYMBOL.match(p.name) and (p / "meta.json").is_file())
+        except OSError:
+            return []
+        return names
+
+    def known(self) -> list[str]:
+        return self.uploads() + sorted(self.catalog._sources())
+
+    def _unknown(self, symbol: str) -> UnknownDataset:
+        return UnknownDataset(symbol, self.known())
+
+    def has(self, symbol: str) -> bool:
+        return self.is_upload(symbol) or self.catalog.has(symbol)
+
+    def info(self, symbol: str) -> DatasetInfo:
+        opened = self._upload(symbol)
+        if opened is not None:
+            return opened.info(_folder_bytes(self.upload_folder(symbol)))
+        try:
+            return self.catalog.info(symbol)
+        except UnknownDataset:
+            raise self._unknown(symbol) from None
+
+    def list(self) -> list[DatasetInfo]:
+        """The owner's uploads (by symbol), then the built-in and server datasets."""
+        out = []
+        for symbol in self.uploads():
+            try:
+                opened = self._upload(symbol)
+                if opened is not None:
+                    out.append(opened.info(_folder_bytes(self.folder / symbol)))
+            except (DataError, ValueError, OSError) as exc:
+                log.warning("uploaded dataset %s of %s is not available: %s", symbol, self.owner, exc)
+        return out + self.catalog.list()
+
+    def _opened(self, symbol: str) -> _Opened:
+        opened = self._upload(symbol)
+        if opened is not None:
+            return opened
+        try:
+            return self.catalog._open(symbol)
+        except UnknownDataset:
+            raise self._unknown(symbol) from None
+
+    def load(self, symbol: str, start: date | None = None, end: date | None = None) -> Bars:
+        return Catalog._bars(self._opened(symbol), start, end)
+
+    def trading_days(self, symbol: str, start: date | None = None, end: date | None = None) -> list[date]:
+        return Catalog._days(self._opened(symbol), start, end)
+
+    def date_range(self, symbol: str) -> tuple[date, date]:
+        info = self._opened(symbol).info()
+        return info.first_date, info.last_date
+
+    def option_chain(self, symbol: str) -> Path | None:
+        """An upload's chain (<folder>/<SYMBOL>.options.parquet, .csv.gz or .csv), else the shared
+        dataset's (Catalog.option_chain)."""
+        folder = self.upload_folder(symbol)
+        if folder is not None and self.catalog.open_upload(folder) is not None:
+            for suffix in CHAIN_SUFFIXES:
+                path = folder / f"{symbol}{_CHAIN_TAG}{suffix}"
+                if path.is_file():
+                    return path
+            return None
+        try:
+            return self.catalog.option_chain(symbol)
+        except UnknownDataset:
+            raise self._unknown(symbol) from None
+
+    def chain_cache_dir(self, symbol: str) -> Path:
+        folder = self.upload_folder(symbol)
+        if folder is not None and self.catalog.open_upload(folder) is not None:
+            return folder
+        return self.catalog.chain_cache_dir(symbol)

@@ -8,6 +8,7 @@ how to fix it.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,7 +18,7 @@ import pandas as pd
 
 from .bars import Bars
 
-__all__ = ["DataError", "load_bars", "resample", "parse_timeframe", "format_timeframe", "infer_timeframe"]
+__all__ = ["DataError", "ColumnsError", "column_roles", "load_bars", "resample", "parse_timeframe", "format_timeframe", "infer_timeframe"]
 
 _NS_PER_MIN = 60_000_000_000
 _NS_PER_DAY = 1440 * _NS_PER_MIN
@@ -195,17 +196,27 @@ def _norm(name: object) -> str:
     return str(name).strip().strip("<>").strip().lower().replace(" ", "_")
 
 
-def _resolve_columns(frame: pd.DataFrame, report: _Report) -> dict[str, object]:
-    """Role ('time', 'date', 'clock', 'open', ..., 'volume') -> column label."""
-    by_norm: dict[str, object] = {}
-    for label in frame.columns:
-        by_norm.setdefault(_norm(label), label)
-    cols: dict[str, object] = {}
+class ColumnsError(ValueError):
+    """The header lacks a required column, or two columns claim one role."""
+
+
+def column_roles(labels: Sequence[object], first_is_datetime: bool = False) -> dict[str, int]:
+    """Role ('time', or 'date' + 'clock'; 'open', 'high', 'low', 'close'; 'volume' when present) ->
+    column position, by the naming rules of `load_bars` (also used by dataset uploads).
+
+    `first_is_datetime`: the first column already holds datetimes (a Parquet index), so it is
+    the time column even when its name is not a time name. ColumnsError says what is wrong."""
+    labels = list(labels)
+    normed = [_norm(label) for label in labels]
+    by_norm: dict[str, int] = {}
+    for i, name in enumerate(normed):
+        by_norm.setdefault(name, i)
+    cols: dict[str, int] = {}
     for role, names in _PRICE_NAMES.items():
-        found = [frame.columns[i] for i, c in enumerate(frame.columns) if _norm(c) in names]
+        found = [i for i, name in enumerate(normed) if name in names]
         if len(found) > 1:
-            raise report.fail(-1, f"columns {', '.join(repr(str(f)) for f in found)} all look like {role}: "
-                                  "keep one of them")
+            raise ColumnsError(f"columns {', '.join(repr(str(labels[i])) for i in found)} all look like {role}: "
+                               "keep one of them")
         if found:
             cols[role] = found[0]
     combined = [n for n in _TIME_NAMES[:4] if n in by_norm]
@@ -215,19 +226,27 @@ def _resolve_columns(frame: pd.DataFrame, report: _Report) -> dict[str, object]:
         cols["date"], cols["clock"] = by_norm["date"], by_norm["time"]
     elif "time" in by_norm or "date" in by_norm:
         cols["time"] = by_norm["time" if "time" in by_norm else "date"]
-    else:
-        first = frame.columns[0]
-        if _UNNAMED.match(_norm(first)) or pd.api.types.is_datetime64_any_dtype(frame[first].dtype):
-            cols["time"] = first
+    elif labels and (_UNNAMED.match(normed[0]) or first_is_datetime):
+        cols["time"] = 0
     missing = [r for r in ("open", "high", "low", "close") if r not in cols]
     if "time" not in cols and "date" not in cols:
         missing.insert(0, "timestamp")
     if missing:
-        found = ", ".join(re.sub(r"^Unnamed: \d+$", "(unnamed)", str(c)) for c in frame.columns) or "none"
-        raise report.fail(-1, f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-                              f"(found: {found}): name them timestamp (or datetime/date/time), open, high, low, "
-                              "close and optionally volume, in any case")
+        found = ", ".join(re.sub(r"^Unnamed: \d+$", "(unnamed)", str(c)) for c in labels) or "none"
+        raise ColumnsError(f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                           f"(found: {found}): name them timestamp (or datetime/date/time), open, high, low, "
+                           "close and optionally volume, in any case")
     return cols
+
+
+def _resolve_columns(frame: pd.DataFrame, report: _Report) -> dict[str, object]:
+    """Role ('time', 'date', 'clock', 'open', ..., 'volume') -> column label."""
+    first_is_datetime = len(frame.columns) > 0 and pd.api.types.is_datetime64_any_dtype(frame.iloc[:, 0].dtype)
+    try:
+        roles = column_roles(frame.columns, first_is_datetime)
+    except ColumnsError as exc:
+        raise report.fail(-1, str(exc)) from None
+    return {role: frame.columns[i] for role, i in roles.items()}
 
 
 def _time_column(frame: pd.DataFrame, cols: dict[str, object]) -> pd.Series:

@@ -292,7 +292,7 @@ class OptimizationManager:
         opt = job.prepared
         if opt is None:
             try:
-                opt = Optimization.prepare(job.config, self.catalog, executor=self.executor())
+                opt = Optimization.prepare(job.config, self.catalog.scoped(job.owner), executor=self.executor())
             except (ValueError, KeyError) as exc:  # SpecError, RunError, UnknownDataset: the engine or data changed
                 self._fail(job, RESTARTED, f"the engine restarted and could not continue this optimization: {exc}")
                 return

@@ -29,23 +29,27 @@ from services.engine.optimize.executor import Executor, ExecutorError
 from services.engine.optimize.jobs import COMPLETED, STATUS_ENUM, STATUS_NAME, OptimizationManager, QueueFull
 from services.engine.optimize.runner import Optimization
 from services.engine.quotas import QuotaExceeded, StartRate
-from services.engine.requests import MAX_ECHOED_ID, MAX_REQUEST_ID, MAX_STRATEGY_ID
+from services.engine.requests import MAX_ECHOED_ID, MAX_REQUEST_ID, MAX_STRATEGY_ID, Invalid
 from services.engine.servicer import (BATCH_BYTES, BATCH_EVENTS, MAX_BATCH_EVENTS, STREAM_PAGE, ZIP_CHUNK,
                                       BacktestServicer, RpcError, _abort, _handler, _ts, _zip_response, batch_bytes,
                                       exhausted, follow_log, invalid, not_found)
 from services.engine.settings import EngineSettings
+from services.engine.strategies.refs import optimization_request
 from storage import TERMINAL_STATUSES, LogClosed, NotFound
 from storage.optimizations import OptimizationRecord, OptimizationStore
+from storage.strategies import StrategyStore
 
 SERVICE_NAME = "hindsight.v1.OptimizationService"
 
 
 class OptimizationServicer(opb_grpc.OptimizationServiceServicer):
     def __init__(self, store: OptimizationStore, catalog: Catalog, jobs: OptimizationManager, hub: StreamHub,
-                 settings: EngineSettings, auth: Authenticator, rate: StartRate):
-        """`rate`: the backtests' start bucket, so starts of either kind share each user's rate."""
+                 settings: EngineSettings, auth: Authenticator, rate: StartRate, strategies: StrategyStore | None = None):
+        """`rate`: the backtests' start bucket, so starts of either kind share each user's rate;
+        `strategies`: the saved strategies a request may name instead of sending config.strategy."""
         self.store, self.catalog, self.jobs, self.hub, self.settings = store, catalog, jobs, hub, settings
         self.auth, self.rate = auth, rate
+        self.strategies = strategies if strategies is not None else StrategyStore(settings.store_root)
 
     # The caller, exactly as BacktestService authenticates it.
     principal = BacktestServicer.principal
@@ -63,7 +67,11 @@ class OptimizationServicer(opb_grpc.OptimizationServiceServicer):
             if existing is not None:
                 return self._started(existing)
         try:
-            opt = await asyncio.to_thread(_prepare, request, self.catalog, self.jobs.executor)
+            request = await asyncio.to_thread(optimization_request, request, self.strategies, me.user_id)
+        except Invalid as exc:
+            raise invalid(exc.problems, exc.prefix) from None
+        try:
+            opt = await asyncio.to_thread(_prepare, request, self.catalog.scoped(me.user_id), self.jobs.executor)
         except ExecutorError as exc:
             raise RpcError(grpc.StatusCode.UNAVAILABLE, f"the cluster that computes trials cannot be reached: "
                                                         f"{exc}") from None
@@ -270,7 +278,8 @@ class OptimizationServicer(opb_grpc.OptimizationServiceServicer):
             rec = self.store.get(oid) or rec
             best = list(job.best) if job is not None else (
                 list(opb.BestUpdated.FromString(rec.top).best) if rec.top else [])
-            return self.store.archive(oid, archive_members(self.store, rec, self.catalog, best, ZIP_CHUNK),
+            return self.store.archive(oid, archive_members(self.store, rec, self.catalog.scoped(rec.owner), best,
+                                                           ZIP_CHUNK),
                                       chunk_size=ZIP_CHUNK)
 
         async for body in _zip_response(context, chunks):
@@ -291,7 +300,9 @@ def _prepare(request: opb.StartOptimizationRequest, catalog: Catalog,
     else:
         if not config.HasField("strategy"):
             problems.append(Problem("config.strategy", "missing strategy: the hindsight.v1.Strategy whose fields "
-                                                       "the space varies (see examples/strategies/)"))
+                                                       "the space varies (see examples/strategies/), or leave it out "
+                                                       "and name one of your saved strategies with strategy_id (and "
+                                                       "strategy_version)"))
         if not config.symbol:
             problems.append(Problem("config.symbol", "missing symbol: use a dataset from ListDatasets, e.g. SIM-NIFTY"))
     if len(request.request_id) > MAX_REQUEST_ID:

@@ -302,7 +302,7 @@ def source_for(catalog, symbol: str) -> OptionSource | None:
     chain = catalog.option_chain(symbol)
     calendar = catalog.info(symbol).calendar or "XBOM"
     if chain is not None:
-        return OptionSource("chain", underlying_root(symbol), calendar, chain, catalog.root / symbol)
+        return OptionSource("chain", underlying_root(symbol), calendar, chain, catalog.chain_cache_dir(symbol))
     if symbol == SIM_NIFTY.symbol:
         return OptionSource("synthetic", underlying_root(symbol), calendar)
     return None
