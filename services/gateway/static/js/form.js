@@ -1,8 +1,10 @@
-// The "New backtest" form: an example strategy or edited JSON, symbol, dates, capital.
-// Start validates first (POST /strategies:validate) and lists the problems by field.
+// The "New backtest" form: an example strategy, a saved one (saved.js) or edited JSON, symbol,
+// dates, capital. Start validates first (POST /strategies:validate) and lists the problems by
+// field; a loaded saved strategy, unedited, is run by reference instead.
 
 import { api, ApiError } from './api.js';
 import { $, el } from './dom.js';
+import { SavedStrategies } from './saved.js';
 
 export class RunForm {
   constructor(onStarted) {
@@ -14,6 +16,7 @@ export class RunForm {
     this.problems = $('f-problems');
     this.status = $('f-status');
     this.startBtn = $('f-start-btn');
+    this.saved = new SavedStrategies(this);
     this.example.addEventListener('change', () => this._useExample(this.example.value));
     this.json.addEventListener('input', () => this._clearProblems());
     $('f-validate').addEventListener('click', () => this.validate());
@@ -24,6 +27,7 @@ export class RunForm {
   }
 
   async load() {
+    const saved = this.saved.refresh();
     const [examples, datasets] = await Promise.allSettled([api.examples(), api.datasets()]);
     this.examples = examples.status === 'fulfilled' ? examples.value.strategies || [] : [];
     this.example.replaceChildren(...this.examples.map((x) => el('option', { value: x.file, text: x.name })),
@@ -39,13 +43,21 @@ export class RunForm {
     $('f-symbol').addEventListener('change', () => this._useDataset());
     this._useDataset();
     if (datasets.status === 'rejected') this._say(`Could not list datasets: ${datasets.reason.message}`, true);
+    await saved;
   }
 
   _useExample(file) {
     const x = this.examples.find((e) => e.file === file);
     if (!x) return;
-    this.json.value = JSON.stringify(x.strategy, null, 2);
-    const cap = x.strategy?.execution?.initial_capital;
+    this.useStrategy(x.strategy);
+    this.saved.forget();
+  }
+
+  // A strategy into the editor (and its capital into the form).
+  useStrategy(strategy, example = this.example.value) {
+    this.example.value = example;
+    this.json.value = JSON.stringify(strategy, null, 2);
+    const cap = strategy?.execution?.initial_capital;
     if (cap) $('f-capital').value = cap;
     this._clearProblems();
   }
@@ -100,12 +112,16 @@ export class RunForm {
   async start() {
     this.startBtn.disabled = true;
     try {
-      const strategy = await this.validate();
-      if (!strategy) return;
+      // A loaded saved strategy, unedited: the run references it (strategy_id + strategy_version).
+      const ref = this.saved.reference();
+      const strategy = ref ? null : await this.validate();
+      if (!ref && !strategy) return;
       const tick = Number($('f-tick').value || 0);
       const req = {
-        strategy,
-        strategy_id: this.example.value ? this.example.value.replace(/\.json$/, '') : slug(strategy.name),
+        ...(ref || {
+          strategy,
+          strategy_id: this.example.value ? this.example.value.replace(/\.json$/, '') : slug(strategy.name),
+        }),
         symbol: $('f-symbol').value,
         start_date: $('f-start').value,
         end_date: $('f-end').value,

@@ -5,12 +5,14 @@
 // LIVE_FRAME_MS while a run streams in), so the page keeps up with tens of thousands of events a
 // second.
 
+import { AnalyticsView } from './analytics.js';
 import { api, onUnauthorized } from './api.js';
 import { Calendar } from './calendar.js';
 import { MetricCards } from './cards.js';
 import { Charts, chartsAvailable, MISSING_MESSAGE } from './charts.js';
+import { compareHash, CompareView } from './compare.js';
 import { Diagnostics } from './diagnostics.js';
-import { $, el, fmtDuration, fmtMoney, fmtSigned, signClass, statusName, timeOfDay } from './dom.js';
+import { $, dateOf, el, fmtDuration, fmtMoney, fmtSigned, signClass, statusName, timeOfDay } from './dom.js';
 import { RunForm } from './form.js';
 import { OptimizeView } from './optimize.js';
 import { RunState } from './run.js';
@@ -26,7 +28,9 @@ const trades = new TradesTable($('trades-body'), $('trades-count'), $('trades-fi
 const diagnostics = new Diagnostics($('diagnostics'));
 const runs = new RunsList($('runs'), (id) => openRun(id));
 const form = new RunForm((id) => {
+  runTab = 'run'; // a new run streams in: its run tab
   openRun(id);
+  showTab('run');
   runs.refresh();
 });
 
@@ -37,6 +41,16 @@ const optimize = new OptimizeView({
     if (location.hash !== `#opt=${encodeURIComponent(id)}`) history.replaceState(null, '', `#opt=${encodeURIComponent(id)}`);
   },
 });
+
+// The run's Analytics tab (#bt=<id>/analytics) and the Compare view (#compare=<id>,<id>).
+const analytics = new AnalyticsView($('analytics'), { onOpenTrade: (t) => openTrade(t) });
+const compare = new CompareView($('cmp-app'), {
+  onOpenBacktest: (id) => go(runHash(id, 'run')),
+  onCompare: (ids) => go(compareHash(ids)),
+});
+const FINISHED = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
+const runHash = (id, tab = runTab) => `#bt=${encodeURIComponent(id)}${tab === 'analytics' ? '/analytics' : ''}`;
+let runTab = 'run';
 
 let run = null;
 let stream = null;
@@ -72,14 +86,19 @@ export function openRun(id) {
   $('run-message').classList.remove('error');
   $('run-title').textContent = id;
   runs.mark(id);
-  if (location.hash !== `#bt=${id}`) history.replaceState(null, '', `#bt=${encodeURIComponent(id)}`);
+  analytics.setRun(id);
+  if (location.hash !== runHash(id)) history.replaceState(null, '', runHash(id));
   const mine = run;
   api.get(id).then((bt) => {
     if (run !== mine) return;
     if (!run.config) run.config = bt.config;
     title(bt.config);
+    // Over already (an earlier run): its analytics need not wait for the replay.
+    if (FINISHED.has(statusName(bt.status))) analytics.setFinished(true);
   }).catch((err) => {
-    if (run === mine && err.status === 404) fail(`Backtest ${id} not found (expired or deleted).`);
+    if (run !== mine || err.status !== 404) return;
+    fail(`Backtest ${id} not found (expired or deleted).`);
+    analytics.setFinished(true); // nothing to wait for: the Analytics tab asks, and says so too
   });
   stream = new BacktestStream(api.streamUrl(id), {
     onEvent: (kind, _id, ev) => {
@@ -174,6 +193,7 @@ function render() {
   // Final (the cards say so, data-final) once the run is over and every chart holds all of it.
   const final = run.finished && drawn;
   cards.update(run, final);
+  if (run.finished) analytics.setFinished(true);
   if (final && !finalized) finish();
 }
 
@@ -248,6 +268,33 @@ function selectTrade(trade) {
   $('diagnostics').closest('section').scrollIntoView({ block: 'nearest' });
 }
 
+// A trade picked in the Analytics tab (a TradePoint: a trade, or an option position): the run
+// tab, the day it closed, and the trade with its diagnostics.
+function openTrade(t) {
+  if (!run) return;
+  go(runHash(run.id, 'run'));
+  showTab('run');
+  selectDay(dateOf(t.exit_time || t.entry_time));
+  const trade = run.trades.find((x) => x.trade_id === t.trade_id) || run.trades.find((x) => x.position_id === t.trade_id);
+  if (trade) selectTrade(trade);
+  else $('calendar').closest('section').scrollIntoView({ block: 'nearest' });
+}
+
+// The run's tabs: Run (all of the above) and Analytics.
+function showTab(tab) {
+  runTab = tab;
+  $('main').dataset.tab = tab;
+  for (const b of document.querySelectorAll('#run-tabs [data-tab]')) b.setAttribute('aria-selected', String(b.dataset.tab === tab));
+  analytics.show(signedIn && view === 'backtests' && tab === 'analytics');
+}
+
+for (const b of document.querySelectorAll('#run-tabs [data-tab]')) {
+  b.addEventListener('click', () => {
+    if (run) go(runHash(run.id, b.dataset.tab));
+    else showTab(b.dataset.tab);
+  });
+}
+
 $('cancel-btn').addEventListener('click', async () => {
   if (!run || run.finished) return;
   try {
@@ -266,10 +313,13 @@ window.hindsight = {
   charts,
   openRun,
   optimize,
+  analytics,
+  compare,
   get view() { return view; },
 };
 
-// ---- views: Backtests (#bt=<id>) and Optimize (#optimize, #opt=<id>), chosen by the address ----
+// ---- views: Backtests (#bt=<id>, #bt=<id>/analytics), Optimize (#optimize, #opt=<id>) and
+// Compare (#compare, #compare=<id>,<id>…), chosen by the address ----
 
 let view = 'backtests';
 let signedIn = false;
@@ -280,10 +330,13 @@ function showView(name) {
   if (!signedIn) return;
   $('app').hidden = name !== 'backtests';
   $('opt-app').hidden = name !== 'optimize';
+  $('cmp-app').hidden = name !== 'compare';
   // The top bar's title and connection are the backtest's.
   $('run-title').hidden = name !== 'backtests';
   $('conn').hidden = name !== 'backtests';
+  if (name !== 'backtests') analytics.show(false); // else route() shows the run's tab
   if (name === 'optimize') optimize.show();
+  if (name === 'compare') compare.show(run?.finished ? run.id : null);
 }
 
 function go(hash) {
@@ -293,18 +346,24 @@ function go(hash) {
 
 function route() {
   if (!signedIn) return;
-  const bt = /^#bt=(.+)$/.exec(location.hash);
+  const bt = /^#bt=([^/]+)(\/analytics)?$/.exec(location.hash);
   const opt = /^#opt=(.+)$/.exec(location.hash);
+  const cmp = /^#compare(?:=(.*))?$/.exec(location.hash);
   if (opt) {
     showView('optimize');
     const id = decodeURIComponent(opt[1]);
     if (optimize.state?.id !== id) optimize.open(id);
   } else if (location.hash === '#optimize') showView('optimize');
-  else {
+  else if (cmp) {
+    showView('compare');
+    if (cmp[1]) compare.open(cmp[1].split(',').filter(Boolean).map(decodeURIComponent));
+  } else {
+    runTab = bt?.[2] ? 'analytics' : 'run';
     showView('backtests');
     const id = bt && decodeURIComponent(bt[1]);
     // A run already open stays as it is (switching views back and forth replays nothing).
     if (id && (run?.id !== id || !stream || (stream.closed && !run.finished))) openRun(id);
+    showTab(runTab);
   }
 }
 
@@ -312,7 +371,8 @@ window.addEventListener('hashchange', route);
 for (const b of document.querySelectorAll('#views [data-view]')) {
   b.addEventListener('click', () => {
     if (b.dataset.view === 'optimize') go(optimize.state ? `#opt=${encodeURIComponent(optimize.state.id)}` : '#optimize');
-    else go(run ? `#bt=${encodeURIComponent(run.id)}` : '#backtests');
+    else if (b.dataset.view === 'compare') go(compare.hash);
+    else go(run ? runHash(run.id) : '#backtests');
   });
 }
 
@@ -326,7 +386,7 @@ function enterApp() {
   if (!loaded) {
     loaded = true;
     form.load();
-  }
+  } else form.saved.refresh(); // the saved strategies are the caller's: maybe another user's now
   runs.refresh();
   route();
 }
@@ -337,8 +397,10 @@ function leaveApp() {
   signedIn = false;
   if (stream) stream.dispose();
   optimize.stop();
+  analytics.show(false);
   $('app').hidden = true;
   $('opt-app').hidden = true;
+  $('cmp-app').hidden = true;
   $('views').hidden = true;
 }
 
