@@ -44,7 +44,7 @@ from .protocol import LOST_KEY, RESET_KEY
 from .settings import GatewaySettings
 from .streams import BytesFraming, Framing, NdjsonFraming, SseFraming, pump, wait_for_disconnect
 from .transcoding import build_request, response_json
-from .uploads import BodyEncoder, ClientGone, ClientIdle, Rechunker, body_pieces
+from .uploads import BodyEncoder, ClientGone, ClientIdle, Rechunker, body_pieces, varint
 
 REQUEST_ID_KEY = "hindsight.request_id"  # where the request-context middleware keeps the id
 _PATH_KEY = "hindsight.path"  # the split request path, cached for the other routes
@@ -182,24 +182,12 @@ def batch_size_serializer(binding: Binding, max_events: int) -> Callable[[Messag
         return serialize
     # The field's tag (varint wire type 0) and value, appended: protobuf parsers merge
     # concatenated messages, so this sets the field in the bytes the engine reads.
-    suffix = _varint(field.number << 3) + _varint(max_events)
+    suffix = varint(field.number << 3) + varint(max_events)
 
     def with_batch_size(message: Message) -> bytes:
         return serialize(message) + suffix
 
     return with_batch_size
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 class BindingRoute(BaseRoute):
