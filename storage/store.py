@@ -60,6 +60,11 @@ def check_backtest_id(backtest_id: str) -> str:
                          ", not starting with '.'")
     return backtest_id
 
+# Sub-folders of a backtest's folder holding caches rebuilt from its results (AnalyticsService's
+# table and answers: services/engine/analytics/load.py, at most a table and 8 answers per run):
+# not counted as the run's stored bytes.
+CACHE_DIRS = frozenset({"analytics"})
+
 
 class LocalStore:
     """The `StorageBackend` the engine uses by default. One process per root.
@@ -192,7 +197,9 @@ class LocalStore:
         return self.index.stored_bytes_by_caller(caller)
 
     def disk_usage(self, backtest_id: str) -> int:
-        """Bytes of the backtest's files (its log, day files, metadata): what it costs its owner."""
+        """Bytes of the backtest's files (its log, day files, metadata): what it costs its owner.
+        Folders named in CACHE_DIRS are left out: what they hold is derived from those files,
+        bounded per run, and written after the run ends (a count taken then would race it)."""
         total = 0
         stack = [os.fspath(self._existing_dir(backtest_id))]
         while stack:
@@ -200,7 +207,8 @@ class LocalStore:
                 with os.scandir(stack.pop()) as entries:
                     for entry in entries:
                         if entry.is_dir(follow_symlinks=False):
-                            stack.append(entry.path)
+                            if entry.name not in CACHE_DIRS:
+                                stack.append(entry.path)
                         elif entry.is_file(follow_symlinks=False):
                             total += entry.stat(follow_symlinks=False).st_size
             except FileNotFoundError:  # deleted meanwhile

@@ -352,6 +352,19 @@ def test_stored_bytes_per_caller(store: LocalStore) -> None:
     assert store.stored_bytes_by_caller("bob") == 0
 
 
+def test_cache_folders_are_not_stored_bytes(store: LocalStore) -> None:
+    new(store, "a1", 1.0, caller="alice")
+    store.write_day("a1", "2024-10-24", {"trades": [1] * 1000}, {})
+    used = store.disk_usage("a1")
+    cache = store.backtest_dir("a1") / "analytics"  # AnalyticsService's table and answers
+    cache.mkdir()
+    (cache / "table.npz").write_bytes(b"x" * 5000)
+    assert store.disk_usage("a1") == used
+    (store.backtest_dir("a1") / "other").mkdir()
+    (store.backtest_dir("a1") / "other" / "f").write_bytes(b"x" * 5000)
+    assert store.disk_usage("a1") == used + 5000
+
+
 def test_folders_of_the_layout_before_users_move_under_their_owner(tmp_path: Path) -> None:
     with LocalStore(tmp_path) as store:
         new(store, "old", 1.0, caller="alice")

@@ -36,7 +36,7 @@ from storage.errors import NotFound
 
 log = logging.getLogger("hindsight.engine.analytics")
 
-ANALYTICS_DIR = "analytics"
+ANALYTICS_DIR = "analytics"  # one of storage.store.CACHE_DIRS: not counted as stored bytes
 TABLE_NAME = "table.npz"
 FORMAT = 1
 SIDE_LONG, SIDE_SHORT, SIDE_OPTIONS = 0, 1, 2
