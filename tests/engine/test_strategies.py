@@ -505,14 +505,21 @@ async def test_an_optimization_by_reference(stubs):
     by_ref, ref_events = await _optimization(stubs.optimizations, opb.StartOptimizationRequest(
         config=_opt_config(inline=False), strategy_id="sma", strategy_version=2))
     assert kinds(ref_events)[-1] == "optimization_completed"
-    assert by_ref.strategy_id == "sma" and by_ref.config.strategy == sma() and by_ref.config == inline.config
+    assert by_ref.strategy_id == "sma" and by_ref.config.strategy == sma()
+    assert by_ref.config.strategy_version == 2 and inline.config.strategy_version == 0  # the version it ran
+    by_ref.config.strategy_version = 0
+    assert by_ref.config == inline.config
     assert ref_events[0].optimization_started.config.strategy == sma()
     assert by_ref.result.best_strategy == inline.result.best_strategy
     assert [(t.parameters, t.metrics) for t in by_ref.top] == [(t.parameters, t.metrics) for t in inline.top]
     # The first version, pinned.
     old, _ = await _optimization(stubs.optimizations, opb.StartOptimizationRequest(
         config=_opt_config(inline=False), strategy_id="sma", strategy_version=1))
-    assert old.config.strategy == sma(7, 25)
+    assert old.config.strategy == sma(7, 25) and old.config.strategy_version == 1
+    sent = _opt_config()
+    sent.strategy_version = 5  # output only: ignored when sent
+    inline_again, _ = await _optimization(stubs.optimizations, opb.StartOptimizationRequest(config=sent))
+    assert inline_again.config.strategy_version == 0
     bad = [
         (opb.StartOptimizationRequest(config=_opt_config(inline=False), strategy_id="nope"), "strategy_id"),
         (opb.StartOptimizationRequest(config=_opt_config(inline=False), strategy_id="sma", strategy_version=3),

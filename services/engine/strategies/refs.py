@@ -63,14 +63,20 @@ def backtest_request(request: pb.StartBacktestRequest, store: StrategyStore, own
 
 def optimization_request(request: opb.StartOptimizationRequest, store: StrategyStore,
                          owner: str) -> opb.StartOptimizationRequest:
-    """The request with the saved strategy it names in `config.strategy` (and
-    `strategy_version` set to the version used); the request itself when it names none."""
+    """The request with the saved strategy it names in `config.strategy` (and `strategy_version`
+    and `config.strategy_version` set to the version used, which the optimization records); the
+    request itself when it names none (with `config.strategy_version`, output only, cleared)."""
     saved = saved_version(store, owner, inline=request.config.HasField("strategy"), inline_field="config.strategy",
                           strategy_id=request.strategy_id, version=request.strategy_version)
     if saved is None:
-        return request
+        if not request.config.strategy_version:
+            return request
+        out = opb.StartOptimizationRequest()
+        out.CopyFrom(request)
+        out.config.strategy_version = 0  # output only: the strategy was sent inline
+        return out
     out = opb.StartOptimizationRequest()
     out.CopyFrom(request)
     out.config.strategy.MergeFromString(saved.strategy)
-    out.strategy_version = saved.version
+    out.strategy_version = out.config.strategy_version = saved.version
     return out

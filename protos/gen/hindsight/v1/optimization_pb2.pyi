@@ -124,7 +124,7 @@ class WalkForward(_message.Message):
     def __init__(self, train_days: _Optional[int] = ..., test_days: _Optional[int] = ..., step_days: _Optional[int] = ..., anchored: _Optional[bool] = ...) -> None: ...
 
 class OptimizationConfig(_message.Message):
-    __slots__ = ("strategy", "space", "method", "objectives", "filters", "max_trials", "seed", "population_size", "grid_cap", "top_k", "symbol", "start_date", "end_date", "timeframe", "initial_capital", "commission_pct", "slippage_pct", "walk_forward")
+    __slots__ = ("strategy", "space", "method", "objectives", "filters", "max_trials", "seed", "population_size", "grid_cap", "top_k", "symbol", "start_date", "end_date", "timeframe", "initial_capital", "commission_pct", "slippage_pct", "walk_forward", "strategy_version")
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     SPACE_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -143,6 +143,7 @@ class OptimizationConfig(_message.Message):
     COMMISSION_PCT_FIELD_NUMBER: _ClassVar[int]
     SLIPPAGE_PCT_FIELD_NUMBER: _ClassVar[int]
     WALK_FORWARD_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_VERSION_FIELD_NUMBER: _ClassVar[int]
     strategy: _strategy_pb2.Strategy
     space: ParameterSpace
     method: str
@@ -161,7 +162,8 @@ class OptimizationConfig(_message.Message):
     commission_pct: float
     slippage_pct: float
     walk_forward: WalkForward
-    def __init__(self, strategy: _Optional[_Union[_strategy_pb2.Strategy, _Mapping]] = ..., space: _Optional[_Union[ParameterSpace, _Mapping]] = ..., method: _Optional[str] = ..., objectives: _Optional[_Iterable[_Union[Objective, _Mapping]]] = ..., filters: _Optional[_Iterable[_Union[MetricFilter, _Mapping]]] = ..., max_trials: _Optional[int] = ..., seed: _Optional[int] = ..., population_size: _Optional[int] = ..., grid_cap: _Optional[int] = ..., top_k: _Optional[int] = ..., symbol: _Optional[str] = ..., start_date: _Optional[str] = ..., end_date: _Optional[str] = ..., timeframe: _Optional[str] = ..., initial_capital: _Optional[float] = ..., commission_pct: _Optional[float] = ..., slippage_pct: _Optional[float] = ..., walk_forward: _Optional[_Union[WalkForward, _Mapping]] = ...) -> None: ...
+    strategy_version: int
+    def __init__(self, strategy: _Optional[_Union[_strategy_pb2.Strategy, _Mapping]] = ..., space: _Optional[_Union[ParameterSpace, _Mapping]] = ..., method: _Optional[str] = ..., objectives: _Optional[_Iterable[_Union[Objective, _Mapping]]] = ..., filters: _Optional[_Iterable[_Union[MetricFilter, _Mapping]]] = ..., max_trials: _Optional[int] = ..., seed: _Optional[int] = ..., population_size: _Optional[int] = ..., grid_cap: _Optional[int] = ..., top_k: _Optional[int] = ..., symbol: _Optional[str] = ..., start_date: _Optional[str] = ..., end_date: _Optional[str] = ..., timeframe: _Optional[str] = ..., initial_capital: _Optional[float] = ..., commission_pct: _Optional[float] = ..., slippage_pct: _Optional[float] = ..., walk_forward: _Optional[_Union[WalkForward, _Mapping]] = ..., strategy_version: _Optional[int] = ...) -> None: ...
 
 class StartOptimizationRequest(_message.Message):
     __slots__ = ("config", "strategy_id", "request_id", "strategy_version")
