@@ -85,6 +85,7 @@ class DatasetServicer(dpb_grpc.DatasetServiceServicer):
         self.backtests = backtests
         self.catalog, self.settings, self.quotas = backtests.catalog, backtests.settings, backtests.quotas
         self.uploads = Uploads(self.catalog)
+        self.uploads.sweep_all()  # what uploads cut short by a crash left behind
         self.quotas.dataset_bytes = self.uploads.stored_bytes
         self._pool = ThreadPoolExecutor(max_workers=INGEST_THREADS, thread_name_prefix="ingest")
 

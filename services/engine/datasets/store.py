@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..core.catalog import SYMBOL, Catalog
+from ..core.catalog import DATASETS_DIR, SYMBOL, USERS_DIR, Catalog
 
 __all__ = ["SYMBOL", "TRASH_PREFIX", "UPLOAD_PREFIX", "Clash", "Uploads", "folder_bytes"]
 
@@ -128,13 +128,39 @@ class Uploads:
         return sum(folder_bytes(p) for p in entries)
 
     def _sweep(self, owner: str, base: Path) -> None:
-        """Temp and trash folders left by an engine that died: removed once an hour old (a live
-        upload's folder is younger; another engine process may share the data dir)."""
+        """Temp and trash folders left by an engine that died: removed once nothing in them has
+        been written for an hour (a live upload keeps appending to its file, however long it
+        takes; another engine process may share the data dir)."""
         now = time.time()
         for entry in base.iterdir():
             if entry.name.startswith((UPLOAD_PREFIX, TRASH_PREFIX)):
                 try:
-                    if now - entry.stat().st_mtime > STALE_SECONDS:
+                    if now - _last_written(entry) > STALE_SECONDS:
                         shutil.rmtree(entry, ignore_errors=True)
                 except OSError:
                     pass
+
+    def sweep_all(self) -> None:
+        """Every user's stale temp and trash folders (at engine start: a crash's leftovers go
+        without waiting for that user's next upload)."""
+        users = self.catalog.data_dir / USERS_DIR
+        try:
+            folders = [u / DATASETS_DIR for u in users.iterdir()]
+        except OSError:
+            return
+        for base in folders:
+            if base.is_dir():
+                self._sweep("", base)
+
+
+def _last_written(folder: Path) -> float:
+    """The latest modification time of `folder` and the files directly in it (an upload's temp
+    folder holds the growing file and the columns being written)."""
+    latest = folder.stat().st_mtime
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            try:
+                latest = max(latest, entry.stat(follow_symlinks=False).st_mtime)
+            except OSError:
+                pass
+    return latest

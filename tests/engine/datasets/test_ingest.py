@@ -247,3 +247,30 @@ def test_a_file_on_disk_through_finished_file(tmp_path):
         assert src.readinto(buf) == 10 and bytes(buf) == b"timestamp,"
     finally:
         src.close()
+
+
+def test_stale_upload_folders_go_at_start_and_live_ones_stay(tmp_path):
+    """A crashed engine's temp folder goes when the next engine starts; an upload still writing
+    (its folder old, its file fresh: a long upload) stays, whatever its folder's age."""
+    import os
+    import time
+
+    from services.engine.core.catalog import Catalog
+    from services.engine.datasets.store import STALE_SECONDS, TRASH_PREFIX, UPLOAD_PREFIX, Uploads
+
+    catalog = Catalog(tmp_path)
+    base = catalog.uploads_dir("alice")
+    base.mkdir(parents=True)
+    old = time.time() - STALE_SECONDS - 60
+    crashed, trash, live = base / f"{UPLOAD_PREFIX}a", base / f"{TRASH_PREFIX}b", base / f"{UPLOAD_PREFIX}c"
+    for folder in (crashed, trash, live):
+        folder.mkdir()
+        (folder / "upload.bin").write_bytes(b"x")
+        os.utime(folder / "upload.bin", (old, old))
+        os.utime(folder, (old, old))
+    os.utime(live / "upload.bin")  # still being appended to
+    kept = base / "MINE"
+    kept.mkdir()
+    os.utime(kept, (old, old))
+    Uploads(catalog).sweep_all()
+    assert sorted(p.name for p in base.iterdir()) == sorted([live.name, "MINE"])
