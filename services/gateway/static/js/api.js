@@ -38,15 +38,44 @@ export async function request(method, path, body, { own401 = false } = {}) {
     init.body = JSON.stringify(body);
   }
   const res = await fetch(apiUrl(path), init);
-  const text = await res.text();
+  return answer(res.status, await res.text(), own401);
+}
+
+function answer(status, text, own401 = false) {
   let json = null;
   try { json = text ? JSON.parse(text) : null; } catch { json = { message: text.slice(0, 200) }; }
-  if (!res.ok) {
-    const err = new ApiError(res.status, json);
-    if (res.status === 401 && !own401 && unauthorized) unauthorized(err);
+  if (status < 200 || status > 299) {
+    const err = new ApiError(status, json);
+    if (status === 401 && !own401 && unauthorized) unauthorized(err);
     throw err;
   }
   return json;
+}
+
+// A file as the raw body of a POST (an upload: `:upload` routes), with the session cookie as
+// `request` sends it (the browser adds the Origin the gateway checks). XMLHttpRequest, not
+// fetch, for its upload progress: onProgress(sent, total) while the body goes out, then
+// onSent() once all of it has (the server is still reading and checking it). The File is
+// streamed from disk by the browser, never read into memory here.
+export function upload(path, file, { onProgress, onSent } = {}) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', apiUrl(path));
+    xhr.setRequestHeader('Accept', 'application/json');
+    xhr.setRequestHeader('Content-Type', file.type || 'application/octet-stream');
+    if (onProgress) xhr.upload.addEventListener('progress', (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size));
+    if (onSent) xhr.upload.addEventListener('load', () => onSent());
+    xhr.addEventListener('load', () => {
+      try {
+        resolve(answer(xhr.status, xhr.responseText));
+      } catch (err) {
+        reject(err);
+      }
+    });
+    xhr.addEventListener('error', () => reject(new ApiError(0, { message: 'the upload failed (network error)' })));
+    xhr.addEventListener('abort', () => reject(new ApiError(0, { message: 'the upload was aborted' })));
+    xhr.send(file);
+  });
 }
 
 const enc = encodeURIComponent;
@@ -58,6 +87,8 @@ export const api = {
   signIn: (token) => request('POST', 'api/v1/session', { token }, { own401: true }),
   signOut: () => request('DELETE', 'api/v1/session', undefined, { own401: true }),
   datasets: () => request('GET', 'api/v1/datasets'),
+  dataset: (symbol) => request('GET', `api/v1/datasets/${enc(symbol)}`),
+  deleteDataset: (symbol) => request('DELETE', `api/v1/datasets/${enc(symbol)}`),
   examples: () => request('GET', 'ui/strategies.json'),
   validate: (strategy) => request('POST', 'api/v1/strategies:validate', { strategy }),
   start: (req) => request('POST', 'api/v1/backtests', req),

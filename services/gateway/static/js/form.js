@@ -18,6 +18,7 @@ export class RunForm {
     this.startBtn = $('f-start-btn');
     this.saved = new SavedStrategies(this);
     this.example.addEventListener('change', () => this._useExample(this.example.value));
+    $('f-symbol').addEventListener('change', () => this._useDataset());
     this.json.addEventListener('input', () => this._clearProblems());
     $('f-validate').addEventListener('click', () => this.validate());
     this.form.addEventListener('submit', (e) => {
@@ -28,7 +29,7 @@ export class RunForm {
 
   async load() {
     const saved = this.saved.refresh();
-    const [examples, datasets] = await Promise.allSettled([api.examples(), api.datasets()]);
+    const [examples] = await Promise.allSettled([api.examples(), this.loadDatasets()]);
     this.examples = examples.status === 'fulfilled' ? examples.value.strategies || [] : [];
     this.example.replaceChildren(...this.examples.map((x) => el('option', { value: x.file, text: x.name })),
       el('option', { value: '', text: '(your own JSON)' }));
@@ -37,13 +38,25 @@ export class RunForm {
       this.example.value = preferred.file;
       this._useExample(preferred.file);
     } else this.example.value = '';
-    const list = datasets.status === 'fulfilled' ? datasets.value.datasets || [] : [];
-    this.datasets = new Map(list.map((d) => [d.symbol, d]));
-    $('f-symbol').replaceChildren(...list.map((d) => el('option', { value: d.symbol, text: d.symbol, title: d.description })));
-    $('f-symbol').addEventListener('change', () => this._useDataset());
-    this._useDataset();
-    if (datasets.status === 'rejected') this._say(`Could not list datasets: ${datasets.reason.message}`, true);
     await saved;
+  }
+
+  // The symbol list (GET /datasets), again after an upload or a delete (the Datasets view): the
+  // symbol chosen stays chosen while it is still there.
+  async loadDatasets() {
+    const select = $('f-symbol');
+    const chosen = select.value;
+    let list;
+    try {
+      list = (await api.datasets()).datasets || [];
+    } catch (err) {
+      this._say(`Could not list datasets: ${err.message}`, true);
+      return;
+    }
+    this.datasets = new Map(list.map((d) => [d.symbol, d]));
+    select.replaceChildren(...list.map((d) => el('option', { value: d.symbol, text: d.symbol, title: d.description })));
+    if (this.datasets.has(chosen)) select.value = chosen;
+    else this._useDataset();
   }
 
   _useExample(file) {

@@ -11,6 +11,7 @@ import { Calendar } from './calendar.js';
 import { MetricCards } from './cards.js';
 import { Charts, chartsAvailable, MISSING_MESSAGE } from './charts.js';
 import { compareHash, CompareView } from './compare.js';
+import { DatasetsView } from './datasets.js';
 import { Diagnostics } from './diagnostics.js';
 import { $, dateOf, el, fmtDuration, fmtMoney, fmtSigned, signClass, statusName, timeOfDay } from './dom.js';
 import { RunForm } from './form.js';
@@ -47,6 +48,13 @@ const analytics = new AnalyticsView($('analytics'), { onOpenTrade: (t) => openTr
 const compare = new CompareView($('cmp-app'), {
   onOpenBacktest: (id) => go(runHash(id, 'run')),
   onCompare: (ids) => go(compareHash(ids)),
+});
+// The Datasets view (#datasets): an upload or a delete has the forms' symbol lists loaded again.
+const datasets = new DatasetsView($('ds-app'), {
+  onChanged: () => {
+    form.loadDatasets();
+    optimize.loadDatasets(true);
+  },
 });
 const FINISHED = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
 const runHash = (id, tab = runTab) => `#bt=${encodeURIComponent(id)}${tab === 'analytics' ? '/analytics' : ''}`;
@@ -315,11 +323,12 @@ window.hindsight = {
   optimize,
   analytics,
   compare,
+  datasets,
   get view() { return view; },
 };
 
-// ---- views: Backtests (#bt=<id>, #bt=<id>/analytics), Optimize (#optimize, #opt=<id>) and
-// Compare (#compare, #compare=<id>,<id>…), chosen by the address ----
+// ---- views: Backtests (#bt=<id>, #bt=<id>/analytics), Optimize (#optimize, #opt=<id>),
+// Compare (#compare, #compare=<id>,<id>…) and Datasets (#datasets), chosen by the address ----
 
 let view = 'backtests';
 let signedIn = false;
@@ -331,12 +340,14 @@ function showView(name) {
   $('app').hidden = name !== 'backtests';
   $('opt-app').hidden = name !== 'optimize';
   $('cmp-app').hidden = name !== 'compare';
+  $('ds-app').hidden = name !== 'datasets';
   // The top bar's title and connection are the backtest's.
   $('run-title').hidden = name !== 'backtests';
   $('conn').hidden = name !== 'backtests';
   if (name !== 'backtests') analytics.show(false); // else route() shows the run's tab
   if (name === 'optimize') optimize.show();
   if (name === 'compare') compare.show(run?.finished ? run.id : null);
+  if (name === 'datasets') datasets.show();
 }
 
 function go(hash) {
@@ -354,6 +365,7 @@ function route() {
     const id = decodeURIComponent(opt[1]);
     if (optimize.state?.id !== id) optimize.open(id);
   } else if (location.hash === '#optimize') showView('optimize');
+  else if (location.hash === '#datasets') showView('datasets');
   else if (cmp) {
     showView('compare');
     if (cmp[1]) compare.open(cmp[1].split(',').filter(Boolean).map(decodeURIComponent));
@@ -372,6 +384,7 @@ for (const b of document.querySelectorAll('#views [data-view]')) {
   b.addEventListener('click', () => {
     if (b.dataset.view === 'optimize') go(optimize.state ? `#opt=${encodeURIComponent(optimize.state.id)}` : '#optimize');
     else if (b.dataset.view === 'compare') go(compare.hash);
+    else if (b.dataset.view === 'datasets') go('#datasets');
     else go(run ? runHash(run.id) : '#backtests');
   });
 }
@@ -386,7 +399,12 @@ function enterApp() {
   if (!loaded) {
     loaded = true;
     form.load();
-  } else form.saved.refresh(); // the saved strategies are the caller's: maybe another user's now
+  } else {
+    // The saved strategies and uploaded datasets are the caller's: maybe another user's now.
+    form.saved.refresh();
+    form.loadDatasets();
+    optimize.loadDatasets(true);
+  }
   runs.refresh();
   route();
 }
@@ -401,6 +419,7 @@ function leaveApp() {
   $('app').hidden = true;
   $('opt-app').hidden = true;
   $('cmp-app').hidden = true;
+  $('ds-app').hidden = true;
   $('views').hidden = true;
 }
 

@@ -99,21 +99,34 @@ export class OptimizeView {
     this.schedule();
     if (this.loaded) return;
     this.loaded = true;
-    const [examples, datasets] = await Promise.allSettled([api.examples(), api.datasets()]);
+    $('o-symbol').addEventListener('change', () => this._useDataset());
+    const [examples] = await Promise.allSettled([api.examples(), this.loadDatasets()]);
     this.examples = examples.status === 'fulfilled' ? examples.value.strategies || [] : [];
     $('o-example').replaceChildren(...this.examples.map((x) => el('option', { value: x.file, text: x.name })),
       el('option', { value: '', text: '(your own JSON)' }));
-    const list = datasets.status === 'fulfilled' ? datasets.value.datasets || [] : [];
-    this.datasets = new Map(list.map((d) => [d.symbol, d]));
-    $('o-symbol').replaceChildren(...list.map((d) => el('option', { value: d.symbol, text: d.symbol, title: d.description })));
-    $('o-symbol').addEventListener('change', () => this._useDataset());
-    this._useDataset();
     const preferred = this.examples.find((x) => x.file === 'sma_cross.json') || this.examples[0];
     if (preferred) {
       $('o-example').value = preferred.file;
       this._useExample(preferred.file);
     } else $('o-example').value = '';
     document.body.dataset.optReady = 'true';
+  }
+
+  // The symbol list (GET /datasets), again after an upload or a delete (the Datasets view; before
+  // the view was first shown there is nothing to refresh): the symbol chosen stays while it exists.
+  async loadDatasets(again = false) {
+    if (again && !this.loaded) return;
+    const chosen = $('o-symbol').value;
+    let list = [];
+    try {
+      list = (await api.datasets()).datasets || [];
+    } catch {
+      if (again) return; // the list shown stays
+    }
+    this.datasets = new Map(list.map((d) => [d.symbol, d]));
+    $('o-symbol').replaceChildren(...list.map((d) => el('option', { value: d.symbol, text: d.symbol, title: d.description })));
+    if (this.datasets.has(chosen)) $('o-symbol').value = chosen;
+    else this._useDataset();
   }
 
   _useExample(file) {
